@@ -1,0 +1,20 @@
+"""gdcore: fast, exact gradient descent for dense neural networks.
+
+Native kernels (typed Cython, OpenMP, BLAS through ``scipy.linalg.cython_blas``) live in
+``gdcore.kernels``; their plain NumPy twins, with the same names and signatures, in
+``gdcore.reference``.
+"""
+__version__ = "0.1.0"
+
+from ._config import get_num_threads, set_num_threads, show_config
+from . import reference
+from .reference import numerical_gradient
+
+__all__ = [
+    "__version__",
+    "get_num_threads",
+    "set_num_threads",
+    "show_config",
+    "reference",
+    "numerical_gradient",
+]

@@ -1,0 +1,135 @@
+"""Library-wide settings: the thread count, fork safety, and ``show_config``.
+
+gdcore keeps its own thread setting instead of calling ``omp_set_num_threads``: OpenMP
+settings belong to the calling thread, so one made in one Python thread would not reach
+kernels called from another.  Every kernel resolves ``n_threads=None`` to this setting
+and passes the number down explicitly.
+
+Fork safety: libgomp hangs when a forked child enters a parallel region after the
+parent ran one.  In a child created by ``os.fork`` (multiprocessing's default 'fork'
+start method on Linux) gdcore therefore runs every kernel on one thread, which never
+enters a parallel region.  Use the 'spawn' or 'forkserver' start method to get threads
+in child processes.
+"""
+import operator
+import os
+import sys
+import warnings
+
+from . import _openmp
+
+_num_threads = None       # None: follow omp_get_max_threads() of the calling thread
+_in_forked_child = False
+
+
+def _after_fork_in_child():
+    global _in_forked_child
+    _in_forked_child = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _check_thread_count(n, name):
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"{name} must be a positive integer or None, got {n!r}") from None
+    if n < 1:
+        raise ValueError(f"{name} must be >= 1, got {n}")
+    return n
+
+
+def set_num_threads(n):
+    """Set the number of threads gdcore's kernels use.
+
+    Parameters
+    ----------
+    n : int or None
+        Threads for every kernel called without an explicit ``n_threads``.  ``None``
+        restores the default: ``omp_get_max_threads()`` of the calling thread, which
+        honours ``OMP_NUM_THREADS`` and ``threadpoolctl`` limits on OpenMP.
+
+    Notes
+    -----
+    Kernels use fewer threads than this when their work is too small to pay for more
+    (see ``gdcore.kernels``), and exactly one in a child process created by ``fork``.
+    """
+    global _num_threads
+    _num_threads = None if n is None else _check_thread_count(n, "n")
+    if _in_forked_child and n is not None and n > 1:
+        warnings.warn(
+            "gdcore runs on one thread in a process created by fork (OpenMP cannot "
+            "start threads there safely); use multiprocessing's 'spawn' or "
+            "'forkserver' start method for parallel kernels in child processes",
+            RuntimeWarning, stacklevel=2,
+        )
+
+
+def get_num_threads():
+    """The number of threads a kernel called with ``n_threads=None`` may use."""
+    if _in_forked_child:
+        return 1
+    if _num_threads is not None:
+        return _num_threads
+    return max(1, _openmp.max_threads())
+
+
+def resolve_threads(n_threads):
+    """``n_threads`` argument of a kernel -> the thread count to pass to the core."""
+    if n_threads is None:
+        return get_num_threads()
+    n_threads = _check_thread_count(n_threads, "n_threads")
+    return 1 if _in_forked_child else n_threads
+
+
+def config_info():
+    """The facts ``show_config`` prints, as a dict."""
+    from threadpoolctl import threadpool_info
+
+    from . import __version__, _blas
+
+    import numpy
+    import scipy
+
+    return {
+        "gdcore": __version__,
+        "python": sys.version.split()[0],
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "openmp": _openmp.openmp_enabled(),
+        "num_threads": get_num_threads(),
+        "num_threads_source": (
+            "forked child" if _in_forked_child
+            else "set_num_threads" if _num_threads is not None
+            else "omp_get_max_threads"
+        ),
+        "num_procs": _openmp.num_procs(),
+        "blas_thread_control": _blas.controlled_libraries(),
+        "threadpools": threadpool_info(),
+    }
+
+
+def show_config(file=None):
+    """Print gdcore's version, OpenMP status, thread setting and the thread pools
+    (BLAS and OpenMP libraries) that ``threadpoolctl`` finds in this process."""
+    info = config_info()
+    out = file if file is not None else sys.stdout
+    w = lambda s="": print(s, file=out)
+    w(f"gdcore {info['gdcore']}  (python {info['python']}, numpy {info['numpy']}, "
+      f"scipy {info['scipy']})")
+    w(f"  OpenMP:   {'enabled' if info['openmp'] else 'disabled (serial build)'}")
+    w(f"  threads:  {info['num_threads']} (from {info['num_threads_source']}; "
+      f"{info['num_procs']} processors)")
+    if info["blas_thread_control"]:
+        w("  BLAS thread control (1 thread inside gdcore's native calls):")
+        for lib in info["blas_thread_control"]:
+            w(f"    {lib}")
+    else:
+        w("  BLAS thread control: none (no pthreads OpenBLAS found)")
+    w("  thread pools (threadpoolctl):")
+    for pool in info["threadpools"]:
+        w(f"    {pool.get('user_api')}/{pool.get('internal_api')} "
+          f"{pool.get('version')}  threads={pool.get('num_threads')}  "
+          f"{pool.get('filepath')}")

@@ -1,0 +1,198 @@
+"""Input checks shared by ``gdcore.reference`` and ``gdcore.kernels``.
+
+Both kernel sets validate identically at their public boundary, so a bad input gets
+the same ``TypeError``/``ValueError`` from either, naming the argument and the
+expected against the actual value.  Nothing below the boundary checks again.
+"""
+import math
+import operator
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "softmax")
+LOSSES = ("squared_error", "mse", "cross_entropy", "binary_cross_entropy")
+# BLAS takes 32-bit dimensions.
+MAX_DIM = 2**31 - 1
+
+
+def _describe(a):
+    return f"{a.ndim}-D array of shape {a.shape} and dtype {a.dtype}"
+
+
+def check_name(value, name, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def float_array(a, name, ndim, dtype=None):
+    """``a`` as a C-contiguous float32/float64 array of ``ndim`` dimensions.
+
+    Non-contiguous inputs are copied; the dtype is never changed: ``dtype`` (the dtype
+    of the call's first array) must match exactly."""
+    if not isinstance(a, np.ndarray):
+        if a is None:
+            raise TypeError(f"{name} must be a {ndim}-D float32 or float64 array, got None")
+        a = np.asarray(a)
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {a.dtype} but the other arrays of this call are {dtype}; "
+            f"use one dtype per call")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array, got a {_describe(a)}")
+    if any(d > MAX_DIM for d in a.shape):
+        raise ValueError(f"{name} has shape {a.shape}; dimensions above {MAX_DIM} are not supported")
+    if not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
+    return a
+
+
+def check_shape(a, name, expected, meaning):
+    if a.shape != expected:
+        raise ValueError(f"{name} must have shape {meaning} = {expected}, got {a.shape}")
+
+
+def out_array(out, name, shape, dtype, inputs=(), may_alias=()):
+    """Validate an ``out=`` buffer: an ndarray of exactly ``shape`` and ``dtype``,
+    C-contiguous and writable, overlapping no input except those in ``may_alias``
+    (which it may equal exactly: elementwise kernels work in place)."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype}, got {out.dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {out.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (it is written in place)")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} must be writable")
+    for other_name, other in inputs:
+        if other is None or not np.may_share_memory(out, other):
+            continue
+        same = (other_name in may_alias and other.shape == out.shape
+                and other.__array_interface__["data"][0] == out.__array_interface__["data"][0])
+        if not same:
+            raise ValueError(f"{name} overlaps {other_name}; pass a separate buffer")
+    return out
+
+
+def check_float(value, name, low=None, high=None, low_open=False, high_open=False):
+    """A finite Python float within [low, high] (ends open where asked)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {x}")
+    if low is not None and (x <= low if low_open else x < low):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {x}")
+    if high is not None and (x >= high if high_open else x > high):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {x}")
+    return x
+
+
+def check_int(value, name, low=None):
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+    if low is not None and n < low:
+        raise ValueError(f"{name} must be >= {low}, got {n}")
+    return n
+
+
+def check_betas(betas):
+    try:
+        beta1, beta2 = betas
+    except (TypeError, ValueError):
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
+    return (check_float(beta1, "betas[0]", 0.0, 1.0, high_open=True),
+            check_float(beta2, "betas[1]", 0.0, 1.0, high_open=True))
+
+
+def param_vector(a, name):
+    """A 1-D float buffer updated in place: it can be neither copied nor converted."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a 1-D float32 or float64 numpy.ndarray "
+                        f"(it is updated in place), got {type(a).__name__}")
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array (ravel parameters into one flat "
+                         f"buffer), got a {_describe(a)}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (it is updated in place)")
+    if not a.flags.writeable:
+        raise ValueError(f"{name} must be writable (it is updated in place)")
+    return a
+
+
+def state_vector(a, name, params, needed_for):
+    if a is None:
+        raise ValueError(f"{name} is required {needed_for}")
+    a = param_vector(a, name)
+    if a.dtype != params.dtype:
+        raise TypeError(f"{name} has dtype {a.dtype} but params is {params.dtype}")
+    if a.shape != params.shape:
+        raise ValueError(f"{name} must have the shape of params {params.shape}, got {a.shape}")
+    return a
+
+
+def grad_vector(grads, params):
+    grads = float_array(grads, "grads", 1, params.dtype)
+    if grads.shape != params.shape:
+        raise ValueError(f"grads must have the shape of params {params.shape}, got {grads.shape}")
+    return grads
+
+
+def check_no_overlap(named_arrays):
+    """Raise if any two of the buffers of an optimizer step share memory."""
+    present = [(n, a) for n, a in named_arrays if a is not None]
+    for i, (name_i, a_i) in enumerate(present):
+        for name_j, a_j in present[i + 1:]:
+            if np.may_share_memory(a_i, a_j):
+                raise ValueError(f"{name_i} and {name_j} share memory; each optimizer "
+                                 f"buffer must be separate")
+
+
+def targets(loss_name, Y, T):
+    """Normalise T for ``loss_name`` against the network output Y of shape (B, K).
+
+    cross_entropy: integer labels of shape (B,) in [0, K) -> int64 array, or rows of
+    shape (B, K) (one-hot or probabilities) of Y's dtype.  Other losses: (B, K) of Y's
+    dtype, or (B,) when K == 1.  Returns T ready for the kernels."""
+    n_samples, n_outputs = Y.shape
+    if not isinstance(T, np.ndarray):
+        if T is None:
+            raise TypeError("T must be an array of targets, got None")
+        T = np.asarray(T)
+    if loss_name == "cross_entropy" and T.ndim == 1:
+        if T.dtype.kind not in "iu":
+            raise TypeError(f"T as class labels must have an integer dtype, got {T.dtype}; "
+                            f"pass one-hot rows of shape {Y.shape} for soft targets")
+        if T.shape[0] != n_samples:
+            raise ValueError(f"T has {T.shape[0]} labels but Y has {n_samples} samples")
+        if n_samples:
+            low, high = T.min(), T.max()
+            if low < 0 or high >= n_outputs:
+                bad = low if low < 0 else high
+                raise ValueError(f"T contains label {bad}; labels must be in [0, {n_outputs})"
+                                 f" for {n_outputs} output classes")
+        return np.ascontiguousarray(T, dtype=np.int64)
+    if T.ndim == 1 and n_outputs == 1 and loss_name != "cross_entropy":
+        if T.shape[0] != n_samples:
+            raise ValueError(f"T has {T.shape[0]} targets but Y has {n_samples} samples")
+        T = T.reshape(n_samples, 1)
+    T = float_array(T, "T", 2, Y.dtype)
+    if T.shape != Y.shape:
+        if T.shape[0] != n_samples:
+            raise ValueError(f"T has {T.shape[0]} samples but Y has {n_samples}")
+        raise ValueError(f"T must have the shape of Y {Y.shape}, got {T.shape}")
+    return T

@@ -1,0 +1,111 @@
+"""Losses, averaged over the batch of B samples, and their canonical deltas.
+
+Each loss pairs with an output activation so that dE/dU takes the simple form
+D = (Y - T) / B (textbook notation: delta_k = y_k - t_k, per sample):
+
+    squared_error          (identity)  E = 1/B sum_i 1/2 sum_k (y_ik - t_ik)^2
+                                       D = (Y - T) / B
+    mse                    (identity)  E = 1/(B K) sum_ik (y_ik - t_ik)^2
+                                       D = 2 (Y - T) / (B K)
+    cross_entropy          (softmax)   E = -1/B sum_i sum_k t_ik log y_ik
+                                       D = (Y s - T) / B, s_i = sum_k t_ik
+                                       (= (Y - T) / B for one-hot rows and labels)
+    binary_cross_entropy   (sigmoid)   E = -1/B sum_i sum_k [t log y + (1 - t) log(1 - y)]
+                                       D = (Y - T) / B
+
+T is (B, K) in Y's dtype; cross_entropy also takes integer labels of shape (B,), and
+the other losses take shape (B,) when K = 1.  The loss is accumulated in float64 and
+returned as a Python float (NaN for an empty batch, the mean of nothing).  The
+logarithms see probabilities clipped below at the dtype's smallest normal number, so
+a saturated output gives a large finite loss instead of inf (PyTorch's BCELoss clamps
+the logarithm at -100 for the same reason).  Deltas are not clipped.
+"""
+import numpy as np
+
+from .. import _validation as v
+
+
+def _log_clipped(P):
+    P = P.astype(np.float64)
+    return np.log(np.maximum(P, np.finfo(P.dtype).tiny))
+
+
+def _loss_value(name, Y, T):
+    n_samples = Y.shape[0]
+    if n_samples == 0:
+        return float("nan")
+    tiny = np.finfo(Y.dtype).tiny
+    if name == "squared_error":
+        D = (Y - T).astype(np.float64)
+        return float(0.5 * np.sum(D * D) / n_samples)
+    if name == "mse":
+        D = (Y - T).astype(np.float64)
+        return float(np.sum(D * D) / max(D.size, 1))
+    if name == "cross_entropy":
+        logY = np.log(np.maximum(Y.astype(np.float64), tiny))
+        if T.ndim == 1:
+            return float(-np.sum(logY[np.arange(n_samples), T]) / n_samples)
+        return float(-np.sum(T * logY) / n_samples)
+    Y64 = Y.astype(np.float64)
+    log_y = np.log(np.maximum(Y64, tiny))
+    log_1my = np.log(np.maximum(1 - Y64, tiny))
+    return float(-np.sum(T * log_y + (1 - T.astype(np.float64)) * log_1my) / n_samples)
+
+
+def _delta(name, Y, T, out):
+    n_samples, n_outputs = Y.shape
+    if name == "cross_entropy":
+        if T.ndim == 1:
+            out[...] = Y
+            out[np.arange(n_samples), T] -= 1
+            out /= n_samples
+        else:
+            out[...] = (Y * T.sum(axis=1, keepdims=True) - T) / n_samples
+    elif name == "mse":
+        out[...] = 2 * (Y - T) / (n_samples * n_outputs)
+    else:
+        out[...] = (Y - T) / n_samples
+    return out
+
+
+def _prepare(name, Y, T):
+    v.check_name(name, "loss", v.LOSSES)
+    Y = v.float_array(Y, "Y", 2)
+    return Y, v.targets(name, Y, T)
+
+
+def loss(name, Y, T, *, n_threads=None):
+    """The loss E(Y, T) of a batch, as a Python float.
+
+    Parameters
+    ----------
+    name : {'squared_error', 'mse', 'cross_entropy', 'binary_cross_entropy'}
+    Y : ndarray of shape (n_samples, n_outputs), float32 or float64
+        Output of the paired activation (identity, identity, softmax, sigmoid).
+    T : ndarray
+        Targets: (n_samples, n_outputs) in Y's dtype; integer labels (n_samples,)
+        for cross_entropy; (n_samples,) when n_outputs == 1.
+
+    Returns
+    -------
+    float
+    """
+    Y, T = _prepare(name, Y, T)
+    return _loss_value(name, Y, T)
+
+
+def loss_delta(name, Y, T, *, out=None, n_threads=None):
+    """The loss and D = dE/dU of the paired output activation, in one call.
+
+    Parameters are those of ``loss``; ``out`` is an optional buffer for D, of Y's
+    shape and dtype.
+
+    Returns
+    -------
+    (float, ndarray)
+        The loss and D, of Y's shape and dtype.
+    """
+    Y, T = _prepare(name, Y, T)
+    out = v.out_array(out, "out", Y.shape, Y.dtype, [("Y", Y), ("T", T)])
+    value = _loss_value(name, Y, T)
+    return value, _delta(name, Y, T, out)
