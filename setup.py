@@ -8,11 +8,21 @@ otherwise the build warns and every ``prange`` runs serially.  Environment switc
 ``GDCORE_CFLAGS``            extra compile flags appended last (for example
                              ``-march=native`` for a local build; never the default).
 
-The default flags are ``-O3 -fno-math-errno -ffp-contract=off``: ``-fno-math-errno`` lets
-gcc vectorise ``sqrt`` (the fused optimizer loops need it), ``-ffp-contract=off`` keeps
-results identical to NumPy's (no fused multiply-add contraction).  ``-ffast-math`` is
-never used: it changes results and, linked, sets flush-to-zero for the whole process.
+The default flags are ``-O3 -fno-math-errno -fno-trapping-math -ffp-contract=off``:
+``-fno-math-errno`` lets gcc vectorise ``sqrt`` (the fused optimizer loops need it);
+``-fno-trapping-math`` lets it turn the selects of the vectorisable exp/tanh into
+blends (it changes no result, only whether floating-point status flags may be raised
+speculatively); ``-ffp-contract=off`` keeps results identical to NumPy's and across
+instruction sets (no fused multiply-add contraction).  ``-ffast-math`` is never used:
+it changes results and, linked, sets flush-to-zero for the whole process.
+
+The native kernels (``gdcore/_native.pxi``) are built once per x86-64 instruction-set
+level -- ``_native_baseline`` with the compiler's default target, ``_native_avx2``
+with ``-mavx2``, ``_native_avx512`` with AVX-512 F/DQ/VL/BW -- and ``gdcore.kernels``
+imports the best one the CPU runs, as NumPy dispatches its loops.  None of them uses
+``-march=native``.  On other architectures only the baseline build exists.
 """
+import platform
 import os
 import shutil
 import subprocess
@@ -25,11 +35,19 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+# extra flags of the instruction-set builds of the native kernels
+ISA_FLAGS = {
+    "gdcore._native_avx2": ["-mavx2"],
+    "gdcore._native_avx512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw",
+                              "-mprefer-vector-width=512"],
+}
 # Every gdcore/_<name>.pyx is one extension module gdcore._<name>.
 EXTENSIONS = sorted(
     "gdcore." + f[: -len(".pyx")]
     for f in os.listdir(os.path.join(HERE, "gdcore"))
     if f.startswith("_") and f.endswith(".pyx")
+    and (X86 or "gdcore." + f[: -len(".pyx")] not in ISA_FLAGS)
 )
 
 
@@ -90,20 +108,21 @@ class BuildExt(build_ext):
                     file=sys.stderr,
                 )
         compile_args = ["-O0", "-g"] if debug else ["-O3"]
-        compile_args += ["-fno-math-errno", "-ffp-contract=off"]
+        compile_args += ["-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
         compile_args += ["-Wno-unused-function", "-Wno-unreachable-code"]
         link_args = []
         if use_openmp:
             compile_args.append("-fopenmp")
             link_args.append("-fopenmp")
-        compile_args += os.environ.get("GDCORE_CFLAGS", "").split()
+        extra = os.environ.get("GDCORE_CFLAGS", "").split()
         for ext in self.extensions:
-            ext.extra_compile_args = compile_args
+            ext.extra_compile_args = compile_args + ISA_FLAGS.get(ext.name, []) + extra
             ext.extra_link_args = link_args
         super().build_extensions()
 
 
 def _extensions():
+    import numpy
     from Cython.Build import cythonize
 
     debug = _env_flag("GDCORE_DEBUG")
@@ -119,7 +138,7 @@ def _extensions():
         Extension(
             name,
             [os.path.join(*name.split(".")) + ".pyx"],
-            include_dirs=[os.path.join(HERE, "gdcore")],
+            include_dirs=[os.path.join(HERE, "gdcore"), numpy.get_include()],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         )
         for name in EXTENSIONS

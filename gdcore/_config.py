@@ -18,17 +18,8 @@ import warnings
 
 from . import _openmp
 
-_num_threads = None       # None: follow omp_get_max_threads() of the calling thread
-_in_forked_child = False
-
-
-def _after_fork_in_child():
-    global _in_forked_child
-    _in_forked_child = True
-
-
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(after_in_child=_openmp.mark_forked_child)
 
 
 def _check_thread_count(n, name):
@@ -56,9 +47,9 @@ def set_num_threads(n):
     Kernels use fewer threads than this when their work is too small to pay for more
     (see ``gdcore.kernels``), and exactly one in a child process created by ``fork``.
     """
-    global _num_threads
-    _num_threads = None if n is None else _check_thread_count(n, "n")
-    if _in_forked_child and n is not None and n > 1:
+    n = None if n is None else _check_thread_count(n, "n")
+    _openmp.set_library_threads(0 if n is None else n)
+    if _openmp.in_forked_child() and n is not None and n > 1:
         warnings.warn(
             "gdcore runs on one thread in a process created by fork (OpenMP cannot "
             "start threads there safely); use multiprocessing's 'spawn' or "
@@ -69,11 +60,7 @@ def set_num_threads(n):
 
 def get_num_threads():
     """The number of threads a kernel called with ``n_threads=None`` may use."""
-    if _in_forked_child:
-        return 1
-    if _num_threads is not None:
-        return _num_threads
-    return max(1, _openmp.max_threads())
+    return _openmp.resolve(None)
 
 
 def resolve_threads(n_threads):
@@ -81,7 +68,7 @@ def resolve_threads(n_threads):
     if n_threads is None:
         return get_num_threads()
     n_threads = _check_thread_count(n_threads, "n_threads")
-    return 1 if _in_forked_child else n_threads
+    return 1 if _openmp.in_forked_child() else n_threads
 
 
 def config_info():
@@ -101,8 +88,8 @@ def config_info():
         "openmp": _openmp.openmp_enabled(),
         "num_threads": get_num_threads(),
         "num_threads_source": (
-            "forked child" if _in_forked_child
-            else "set_num_threads" if _num_threads is not None
+            "forked child" if _openmp.in_forked_child()
+            else "set_num_threads" if _openmp.library_threads() > 0
             else "omp_get_max_threads"
         ),
         "num_procs": _openmp.num_procs(),

@@ -6,3 +6,4 @@ cdef extern from "_omp_shim.h" nogil:
     int omp_in_parallel()
 
 cdef int threads_for(int n_threads, Py_ssize_t work, Py_ssize_t min_work_per_thread) noexcept nogil
+cdef int resolve_threads(object n_threads) except -1

@@ -152,14 +152,15 @@ def grad_vector(grads, params):
     return grads
 
 
-def check_no_overlap(named_arrays):
-    """Raise if any two of the buffers of an optimizer step share memory."""
+def check_no_overlap(named_arrays, what="optimizer buffer"):
+    """Raise if any two of the buffers (of an optimizer step, or the outputs of one
+    call) share memory."""
     present = [(n, a) for n, a in named_arrays if a is not None]
     for i, (name_i, a_i) in enumerate(present):
         for name_j, a_j in present[i + 1:]:
             if np.may_share_memory(a_i, a_j):
-                raise ValueError(f"{name_i} and {name_j} share memory; each optimizer "
-                                 f"buffer must be separate")
+                raise ValueError(f"{name_i} and {name_j} share memory; each {what} "
+                                 f"must be separate")
 
 
 def targets(loss_name, Y, T):

@@ -1,0 +1,169 @@
+"""Native kernels: typed Cython with OpenMP threads and BLAS, without the GIL.
+
+Same names and signatures as ``gdcore.reference``, whose docstrings carry the
+equations; results match it (bitwise for the optimizer updates and the elementwise
+kernels' operation order, within a few ulp where exp/tanh/log or GEMM are involved).
+
+Every function validates its arguments once, here (shapes, dtypes, contiguity --
+non-contiguous inputs are copied --, ``out=`` buffers, hyperparameters), and raises
+``TypeError``/``ValueError`` naming the argument; the cores below do not check again.
+With all ``out=`` buffers given, nothing is allocated.
+
+Threads: ``n_threads=None`` uses ``gdcore.get_num_threads()``.  A kernel uses fewer
+threads when its work is small (see ``THRESHOLDS``): below the threshold it runs on the
+calling thread without entering an OpenMP region.  Inside a call the BLAS library runs
+single-threaded and gdcore's threads split the GEMMs, so two thread pools never compete.
+
+The compiled kernels exist in one build per instruction-set level; ``ISA`` names the
+one in use (the best this CPU runs, or the ``GDCORE_ISA`` environment variable's).
+"""
+import importlib
+import os
+
+from . import _cpu, _openmp
+from . import _validation as v
+from .reference.optimizers import optimizer_state
+
+ISAS = ("avx512", "avx2", "baseline")
+
+
+def _load_native():
+    supported = _cpu.supported_isas()
+    forced = os.environ.get("GDCORE_ISA", "").strip().lower()
+    if forced:
+        if forced not in ISAS:
+            raise ImportError(f"GDCORE_ISA must be one of {', '.join(ISAS)}, got {forced!r}")
+        if forced not in supported:
+            raise ImportError(f"GDCORE_ISA={forced} but this CPU supports only "
+                              f"{', '.join(supported)}")
+        candidates = [forced]
+    else:
+        candidates = supported
+    for isa in candidates:
+        try:
+            return isa, importlib.import_module(f"gdcore._native_{isa}")
+        except ImportError:          # not built for this architecture
+            continue
+    raise ImportError("no build of gdcore's native kernels could be imported")
+
+
+ISA, _native = _load_native()
+
+THRESHOLDS = {
+    "elementwise_min_per_thread": 32768,     # elements (activations, deltas, losses)
+    "optimizer_min_per_thread": 65536,       # elements of an optimizer step
+    "gemm_min_per_thread": 4_000_000,        # multiply-adds of a dense layer's GEMMs
+}
+
+__all__ = [
+    "activation", "activation_backward", "dense_forward", "dense_backward",
+    "loss", "loss_delta", "optimizer_state",
+    "sgd_update", "adagrad_update", "adadelta_update", "rmsprop_update",
+    "adam_update", "adamw_update", "ISA", "THRESHOLDS",
+]
+
+sgd_update = _native.sgd_update
+adagrad_update = _native.adagrad_update
+adadelta_update = _native.adadelta_update
+rmsprop_update = _native.rmsprop_update
+adam_update = _native.adam_update
+adamw_update = _native.adamw_update
+
+_ACT = _native.ACTIVATION_CODES
+_LOSS = _native.LOSS_CODES
+
+
+def activation(name, U, *, out=None, n_threads=None):
+    """Y = f(U); see ``gdcore.reference.activation``."""
+    v.check_name(name, "activation", v.ACTIVATIONS)
+    U = v.float_array(U, "U", 2)
+    out = v.out_array(out, "out", U.shape, U.dtype, [("U", U)], may_alias=("U",))
+    _native.activation_forward(_ACT[name], U, out, _openmp.resolve(n_threads))
+    return out
+
+
+def activation_backward(name, Y, dY, *, out=None, n_threads=None):
+    """dE/dU from Y and dE/dY; see ``gdcore.reference.activation_backward``."""
+    v.check_name(name, "activation", v.ACTIVATIONS)
+    Y = v.float_array(Y, "Y", 2)
+    dY = v.float_array(dY, "dY", 2, Y.dtype)
+    v.check_shape(dY, "dY", Y.shape, "Y.shape")
+    out = v.out_array(out, "out", Y.shape, Y.dtype, [("Y", Y), ("dY", dY)], may_alias=("dY",))
+    _native.activation_backward(_ACT[name], Y, dY, out, _openmp.resolve(n_threads))
+    return out
+
+
+def _check_layer(X, W, b=None):
+    X = v.float_array(X, "X", 2)
+    W = v.float_array(W, "W", 2, X.dtype)
+    if W.shape[0] != X.shape[1]:
+        raise ValueError(f"W must have shape (n_in, n_out) with n_in = X.shape[1] = "
+                         f"{X.shape[1]}, got {W.shape}")
+    if b is not None:
+        b = v.float_array(b, "b", 1, X.dtype)
+        v.check_shape(b, "b", (W.shape[1],), "(n_out,)")
+    return X, W, b
+
+
+def dense_forward(X, W, b, activation, *, out=None, n_threads=None):
+    """Y = f(X @ W + b) in one GEMM and one fused epilogue; see
+    ``gdcore.reference.dense_forward``."""
+    v.check_name(activation, "activation", v.ACTIVATIONS)
+    X, W, b = _check_layer(X, W, b)
+    out = v.out_array(out, "out", (X.shape[0], W.shape[1]), X.dtype,
+                      [("X", X), ("W", W), ("b", b)])
+    _native.dense_forward(_ACT[activation], X, W, b, out, _openmp.resolve(n_threads))
+    return out
+
+
+def dense_backward(X, W, Y, dY, activation, *, compute_dX=True, dX_out=None,
+                   dW_out=None, db_out=None, delta_out=None, n_threads=None):
+    """(dX or None, dW, db) of a dense layer; see ``gdcore.reference.dense_backward``.
+
+    ``delta_out`` is the workspace for D = dY * f'(Y); it is not used (and need not be
+    given) for activation 'identity', where D is dY itself."""
+    v.check_name(activation, "activation", v.ACTIVATIONS)
+    X, W, _ = _check_layer(X, W)
+    n_samples, n_out = X.shape[0], W.shape[1]
+    Y = v.float_array(Y, "Y", 2, X.dtype)
+    v.check_shape(Y, "Y", (n_samples, n_out), "(n_samples, n_out)")
+    dY = v.float_array(dY, "dY", 2, X.dtype)
+    v.check_shape(dY, "dY", (n_samples, n_out), "(n_samples, n_out)")
+    inputs = [("X", X), ("W", W), ("Y", Y), ("dY", dY)]
+    dW = v.out_array(dW_out, "dW_out", W.shape, X.dtype, inputs)
+    db = v.out_array(db_out, "db_out", (n_out,), X.dtype, inputs + [("dW_out", dW)])
+    dX = (v.out_array(dX_out, "dX_out", X.shape, X.dtype, inputs + [("dW_out", dW), ("db_out", db)])
+          if compute_dX else None)
+    outputs = [("dW_out", dW), ("db_out", db), ("dX_out", dX)]
+    if activation == "identity":
+        if delta_out is not None:
+            v.out_array(delta_out, "delta_out", Y.shape, X.dtype, inputs + outputs)
+        delta = dY
+    else:
+        delta = v.out_array(delta_out, "delta_out", Y.shape, X.dtype, inputs + outputs)
+    _native.dense_backward(_ACT[activation], X, W, Y, dY, delta, dX if compute_dX else dW,
+                           dW, db, compute_dX, _openmp.resolve(n_threads))
+    return dX, dW, db
+
+
+def _loss(name, Y, T, out, want_delta, n_threads):
+    v.check_name(name, "loss", v.LOSSES)
+    Y = v.float_array(Y, "Y", 2)
+    T = v.targets(name, Y, T)
+    D = v.out_array(out, "out", Y.shape, Y.dtype, [("Y", Y), ("T", T)]) if want_delta else Y
+    nt = _openmp.resolve(n_threads)
+    if T.ndim == 1:
+        value = _native.loss_delta_labels(_LOSS[name], Y, T, D, want_delta, nt)
+    else:
+        value = _native.loss_delta_targets(_LOSS[name], Y, T, D, want_delta, nt)
+    return value, D
+
+
+def loss(name, Y, T, *, n_threads=None):
+    """The batch loss as a Python float; see ``gdcore.reference.loss``."""
+    return _loss(name, Y, T, None, False, n_threads)[0]
+
+
+def loss_delta(name, Y, T, *, out=None, n_threads=None):
+    """(loss, D) in one fused pass per row; see ``gdcore.reference.loss_delta``."""
+    return _loss(name, Y, T, out, True, n_threads)
