@@ -7,7 +7,7 @@ Native kernels (typed Cython, OpenMP, BLAS through ``scipy.linalg.cython_blas``)
 __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads, show_config
-from . import reference
+from . import datasets, kernels, reference, testfunctions
 from .reference import numerical_gradient
 
 __all__ = [
@@ -16,5 +16,8 @@ __all__ = [
     "set_num_threads",
     "show_config",
     "reference",
+    "kernels",
+    "datasets",
+    "testfunctions",
     "numerical_gradient",
 ]

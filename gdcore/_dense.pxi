@@ -183,8 +183,9 @@ cdef inline floating* ptr1(floating[::1] a) noexcept nogil:
 
 def dense_forward(int act, const floating[:, ::1] X, const floating[:, ::1] W,
                   const floating[::1] b, floating[:, ::1] Y, int n_threads):
-    """Y = f(X @ W + b) on validated arrays (``gdcore.kernels.dense_forward``)."""
-    cdef const floating* b_ptr = &b[0] if b.shape[0] > 0 else NULL
+    """Y = f(X @ W + b) on validated arrays (``gdcore.kernels.dense_forward``);
+    b may be None (no bias)."""
+    cdef const floating* b_ptr = &b[0] if b is not None and b.shape[0] > 0 else NULL
     with nogil:
         blas_threads_single()
         dense_forward_core(act, cptr2(X), cptr2(W), b_ptr, ptr2(Y), X.shape[0],
@@ -195,12 +196,12 @@ def dense_forward(int act, const floating[:, ::1] X, const floating[:, ::1] W,
 def dense_backward(int act, const floating[:, ::1] X, const floating[:, ::1] W,
                    const floating[:, ::1] Y, const floating[:, ::1] dY,
                    floating[:, ::1] delta, floating[:, ::1] dX, floating[:, ::1] dW,
-                   floating[::1] db, bint compute_dX, int n_threads):
+                   floating[::1] db, int n_threads):
     """Layer gradients on validated arrays (``gdcore.kernels.dense_backward``).
-    ``delta`` is the (n_samples, n_out) workspace (any array when act is identity);
-    ``dX`` is ignored unless ``compute_dX``."""
-    cdef floating* dX_ptr = ptr2(dX) if compute_dX else NULL
-    cdef floating* delta_ptr = ptr2(delta) if act != ACT_IDENTITY else NULL
+    ``delta`` is the (n_samples, n_out) workspace, None for 'identity'; ``dX`` is None
+    when it is not wanted."""
+    cdef floating* dX_ptr = ptr2(dX) if dX is not None else NULL
+    cdef floating* delta_ptr = ptr2(delta) if delta is not None else NULL
     with nogil:
         blas_threads_single()
         dense_backward_core(act, cptr2(X), cptr2(W), cptr2(Y), cptr2(dY), delta_ptr, dX_ptr,

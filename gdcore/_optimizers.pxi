@@ -8,8 +8,9 @@
 # bitwise those of the reference.  Step-dependent scalars (bias corrections, the
 # decayed rate) are computed once per call in double, with the same expressions
 # Python evaluates in the reference (C pow for **), then rounded to the buffers' dtype
-# as NumPy rounds a Python float operand.  Loop-invariant options (weight decay,
-# amsgrad, ...) are tested inside the loops and left to the compiler to unswitch.
+# as NumPy rounds a Python float operand.  Options that change which buffers are
+# written (momentum, centered, amsgrad) select one of several inlined copies of the
+# loop; the others are selects inside it, so that every variant vectorises.
 #
 # Threads split the buffers into contiguous ranges (identical bits for any count);
 # below OPTIMIZER_MIN_PER_THREAD elements per thread the step runs on one thread.
@@ -130,27 +131,36 @@ cdef inline void split_range(Py_ssize_t n, int nt, int t, Py_ssize_t* start,
 
 # ---- SGD ------------------------------------------------------------------------
 
-cdef void sgd_range(floating* p, const floating* g, floating* buf, Py_ssize_t start,
-                    Py_ssize_t stop, double lr, double momentum, double dampening,
-                    double weight_decay, bint nesterov, bint first_step) noexcept nogil:
+cdef inline void sgd_loop(floating* p, const floating* g, floating* buf, Py_ssize_t start,
+                          Py_ssize_t stop, double lr, double momentum, double dampening,
+                          double weight_decay, bint nesterov, bint first_step,
+                          const bint use_momentum) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating neg_lr = <floating>(-lr), mom = <floating>momentum
     cdef floating one_minus_damp = <floating>(1 - dampening), wd = <floating>weight_decay
-    cdef bint decay = weight_decay != 0, use_momentum = momentum != 0
+    cdef bint decay = weight_decay != 0
     cdef floating gi, b
     for i in range(start, stop):
         gi = g[i]
-        if decay:
-            gi = gi + wd * p[i]
+        gi = gi + wd * p[i] if decay else gi
         if use_momentum:
-            if first_step:
-                b = gi                      # the buffer starts as the first gradient
-            else:
-                b = buf[i] * mom
-                b = b + one_minus_damp * gi
+            # the buffer starts as the first gradient
+            b = gi if first_step else buf[i] * mom + one_minus_damp * gi
             buf[i] = b
             gi = gi + mom * b if nesterov else b
         p[i] = p[i] + neg_lr * gi
+
+
+cdef void sgd_range(floating* p, const floating* g, floating* buf, Py_ssize_t start,
+                    Py_ssize_t stop, double lr, double momentum, double dampening,
+                    double weight_decay, bint nesterov, bint first_step) noexcept nogil:
+    # one loop per store pattern, so that each vectorises
+    if momentum != 0:
+        sgd_loop(p, g, buf, start, stop, lr, momentum, dampening, weight_decay, nesterov,
+                 first_step, True)
+    else:
+        sgd_loop(p, g, buf, start, stop, lr, momentum, dampening, weight_decay, nesterov,
+                 first_step, False)
 
 
 cdef void sgd_core(floating* p, const floating* g, floating* buf, Py_ssize_t n, double lr,
@@ -213,8 +223,7 @@ cdef void adagrad_range(floating* p, const floating* g, floating* state_sum,
     cdef floating gi, s, std
     for i in range(start, stop):
         gi = g[i]
-        if decay:
-            gi = gi + wd * p[i]
+        gi = gi + wd * p[i] if decay else gi
         s = state_sum[i] + gi * gi
         state_sum[i] = s
         if floating is float:
@@ -276,8 +285,7 @@ cdef void adadelta_range(floating* p, const floating* g, floating* square_avg,
     cdef floating gi, v, u, std, delta
     for i in range(start, stop):
         gi = g[i]
-        if decay:
-            gi = gi + wd * p[i]
+        gi = gi + wd * p[i] if decay else gi
         v = square_avg[i] * rho_
         v = v + one_minus_rho * gi * gi
         square_avg[i] = v
@@ -345,10 +353,11 @@ cdef inline floating lerp(floating start, floating end, floating weight,
     return end - (end - start) * one_minus_weight
 
 
-cdef void rmsprop_range(floating* p, const floating* g, floating* square_avg,
-                        floating* momentum_buffer, floating* grad_avg, Py_ssize_t start,
-                        Py_ssize_t stop, double lr, double alpha, double eps,
-                        double weight_decay, double momentum) noexcept nogil:
+cdef inline void rmsprop_loop(floating* p, const floating* g, floating* square_avg,
+                              floating* momentum_buffer, floating* grad_avg,
+                              Py_ssize_t start, Py_ssize_t stop, double lr, double alpha,
+                              double eps, double weight_decay, double momentum,
+                              const bint centered, const bint use_momentum) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating neg_lr = <floating>(-lr), alpha_ = <floating>alpha
     cdef floating one_minus_alpha = <floating>(1 - alpha), eps_ = <floating>eps
@@ -356,13 +365,11 @@ cdef void rmsprop_range(floating* p, const floating* g, floating* square_avg,
     cdef floating w = <floating>(1 - alpha)
     cdef floating one_minus_w = <floating>1 - w
     cdef bint small_weight = (w if w >= 0 else -w) < <floating>0.5
-    cdef bint decay = weight_decay != 0, centered = grad_avg != NULL
-    cdef bint use_momentum = momentum > 0
+    cdef bint decay = weight_decay != 0
     cdef floating gi, v, ga, avg, b
     for i in range(start, stop):
         gi = g[i]
-        if decay:
-            gi = gi + wd * p[i]
+        gi = gi + wd * p[i] if decay else gi
         v = square_avg[i] * alpha_
         v = v + one_minus_alpha * gi * gi
         square_avg[i] = v
@@ -382,6 +389,25 @@ cdef void rmsprop_range(floating* p, const floating* g, floating* square_avg,
             p[i] = p[i] + neg_lr * b
         else:
             p[i] = p[i] + neg_lr * (gi / avg)
+
+
+cdef void rmsprop_range(floating* p, const floating* g, floating* square_avg,
+                        floating* momentum_buffer, floating* grad_avg, Py_ssize_t start,
+                        Py_ssize_t stop, double lr, double alpha, double eps,
+                        double weight_decay, double momentum) noexcept nogil:
+    # one loop per store pattern, so that each vectorises
+    if grad_avg != NULL and momentum > 0:
+        rmsprop_loop(p, g, square_avg, momentum_buffer, grad_avg, start, stop, lr, alpha,
+                     eps, weight_decay, momentum, True, True)
+    elif grad_avg != NULL:
+        rmsprop_loop(p, g, square_avg, momentum_buffer, grad_avg, start, stop, lr, alpha,
+                     eps, weight_decay, momentum, True, False)
+    elif momentum > 0:
+        rmsprop_loop(p, g, square_avg, momentum_buffer, grad_avg, start, stop, lr, alpha,
+                     eps, weight_decay, momentum, False, True)
+    else:
+        rmsprop_loop(p, g, square_avg, momentum_buffer, grad_avg, start, stop, lr, alpha,
+                     eps, weight_decay, momentum, False, False)
 
 
 cdef void rmsprop_core(floating* p, const floating* g, floating* square_avg,
@@ -441,11 +467,12 @@ def rmsprop_update(params, grads, square_avg, momentum_buffer=None, grad_avg=Non
 
 # ---- Adam and AdamW -------------------------------------------------------------
 
-cdef void adam_range(floating* p, const floating* g, floating* exp_avg, floating* exp_avg_sq,
-                     floating* max_exp_avg_sq, Py_ssize_t start, Py_ssize_t stop,
-                     double beta1, double beta2, double eps, double weight_decay,
-                     bint decoupled, double decay_factor, double step_size,
-                     double bias_correction2_sqrt) noexcept nogil:
+cdef inline void adam_loop(floating* p, const floating* g, floating* exp_avg,
+                           floating* exp_avg_sq, floating* max_exp_avg_sq, Py_ssize_t start,
+                           Py_ssize_t stop, double beta1, double beta2, double eps,
+                           double weight_decay, bint decoupled, double decay_factor,
+                           double step_size, double bias_correction2_sqrt,
+                           const bint amsgrad) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating w1 = <floating>(1 - beta1)
     cdef floating one_minus_w1 = <floating>1 - w1
@@ -456,15 +483,12 @@ cdef void adam_range(floating* p, const floating* g, floating* exp_avg, floating
     cdef floating bc2_sqrt = <floating>bias_correction2_sqrt
     cdef bint coupled_decay = weight_decay != 0 and not decoupled
     cdef bint decoupled_decay = weight_decay != 0 and decoupled
-    cdef bint amsgrad = max_exp_avg_sq != NULL
     cdef floating gi, pi, m, v, vmax, denom
     for i in range(start, stop):
         gi = g[i]
         pi = p[i]
-        if decoupled_decay:
-            pi = pi * decay
-        elif coupled_decay:
-            gi = gi + wd * pi
+        pi = pi * decay if decoupled_decay else pi
+        gi = gi + wd * pi if coupled_decay else gi
         m = lerp(exp_avg[i], gi, w1, one_minus_w1, small_weight)
         exp_avg[i] = m
         v = exp_avg_sq[i] * beta2_
@@ -481,6 +505,22 @@ cdef void adam_range(floating* p, const floating* g, floating* exp_avg, floating
         else:
             denom = sqrt(v) / bc2_sqrt + eps_
         p[i] = pi + neg_step * (m / denom)
+
+
+cdef void adam_range(floating* p, const floating* g, floating* exp_avg, floating* exp_avg_sq,
+                     floating* max_exp_avg_sq, Py_ssize_t start, Py_ssize_t stop,
+                     double beta1, double beta2, double eps, double weight_decay,
+                     bint decoupled, double decay_factor, double step_size,
+                     double bias_correction2_sqrt) noexcept nogil:
+    # one loop per store pattern, so that each vectorises
+    if max_exp_avg_sq != NULL:
+        adam_loop(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, start, stop, beta1, beta2, eps,
+                  weight_decay, decoupled, decay_factor, step_size, bias_correction2_sqrt,
+                  True)
+    else:
+        adam_loop(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, start, stop, beta1, beta2, eps,
+                  weight_decay, decoupled, decay_factor, step_size, bias_correction2_sqrt,
+                  False)
 
 
 cdef void adam_core(floating* p, const floating* g, floating* exp_avg, floating* exp_avg_sq,

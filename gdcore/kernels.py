@@ -136,13 +136,14 @@ def dense_backward(X, W, Y, dY, activation, *, compute_dX=True, dX_out=None,
           if compute_dX else None)
     outputs = [("dW_out", dW), ("db_out", db), ("dX_out", dX)]
     if activation == "identity":
+        # D is dY itself: the workspace, when given, is checked but not written
         if delta_out is not None:
             v.out_array(delta_out, "delta_out", Y.shape, X.dtype, inputs + outputs)
-        delta = dY
+        delta = None
     else:
         delta = v.out_array(delta_out, "delta_out", Y.shape, X.dtype, inputs + outputs)
-    _native.dense_backward(_ACT[activation], X, W, Y, dY, delta, dX if compute_dX else dW,
-                           dW, db, compute_dX, _openmp.resolve(n_threads))
+    _native.dense_backward(_ACT[activation], X, W, Y, dY, delta, dX, dW, db,
+                           _openmp.resolve(n_threads))
     return dX, dW, db
 
 

@@ -29,7 +29,8 @@ def dense_forward(X, W, b, activation, *, out=None, n_threads=None):
     ----------
     X : ndarray of shape (n_samples, n_in), float32 or float64
     W : ndarray of shape (n_in, n_out)
-    b : ndarray of shape (n_out,)
+    b : ndarray of shape (n_out,), or None
+        None: no bias (as ``torch.nn.functional.linear``).
     activation : {'identity', 'sigmoid', 'tanh', 'relu', 'softmax'}
     out : ndarray of shape (n_samples, n_out), optional
 
@@ -38,12 +39,10 @@ def dense_forward(X, W, b, activation, *, out=None, n_threads=None):
     Y : ndarray of shape (n_samples, n_out)
     """
     v.check_name(activation, "activation", v.ACTIVATIONS)
-    if b is None:
-        raise TypeError("b must be a 1-D float32 or float64 array of shape (n_out,), got None")
     X, W, b = _check_layer(X, W, b)
     out = v.out_array(out, "out", (X.shape[0], W.shape[1]), X.dtype,
                       [("X", X), ("W", W), ("b", b)])
-    U = X @ W + b
+    U = X @ W if b is None else X @ W + b
     return _activation(activation, U, out=out)
 
 
@@ -83,8 +82,7 @@ def dense_backward(X, W, Y, dY, activation, *, compute_dX=True, dX_out=None,
     db = v.out_array(db_out, "db_out", (n_out,), X.dtype, inputs)
     dX = (v.out_array(dX_out, "dX_out", X.shape, X.dtype, inputs) if compute_dX else None)
     if delta_out is not None:
-        # D may overwrite dY in place, nothing else.
-        v.out_array(delta_out, "delta_out", Y.shape, X.dtype, inputs, may_alias=("dY",))
+        v.out_array(delta_out, "delta_out", Y.shape, X.dtype, inputs)
     # The outputs are written one after another (D, dW, db, dX): none may overwrite another.
     v.check_no_overlap([("dX_out", dX_out if compute_dX else None), ("dW_out", dW_out),
                         ("db_out", db_out), ("delta_out", delta_out)], what="output buffer")
