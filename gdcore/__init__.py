@@ -7,7 +7,8 @@ Native kernels (typed Cython, OpenMP, BLAS through ``scipy.linalg.cython_blas``)
 __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads, show_config
-from . import datasets, kernels, reference, testfunctions
+from . import datasets, kernels, optim, reference, testfunctions
+from .network import MLP, gradcheck
 from .reference import numerical_gradient
 
 __all__ = [
@@ -20,4 +21,7 @@ __all__ = [
     "datasets",
     "testfunctions",
     "numerical_gradient",
+    "optim",
+    "MLP",
+    "gradcheck",
 ]

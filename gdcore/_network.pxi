@@ -1,0 +1,440 @@
+# The MLP's training step in one native call (included by _native.pxi).
+#
+# Design
+# ------
+# A NetworkWorkspace holds, for one network and a batch capacity, every buffer a step
+# needs: each layer's output A_l, its dropped-out copy when the layer has dropout, and
+# G_l, which receives dE/dA_l from the layer above and is turned into the layer's delta
+# in place.  A step, without the GIL and without allocating:
+#
+#     inputs (+ Gaussian noise)                          training only
+#     for each layer:  A_l = f(A_{l-1} W_l + b_l)         dense_forward_core
+#                      inverted dropout on hidden A_l     training only
+#     E, G_L = loss_delta(A_L, T)                         canonical delta (Y - T) / B
+#     for each layer, last first:
+#                      G_l *= dropout mask / keep
+#                      dW_l, db_l, G_{l-1} = backward     dense_backward_core
+#     dW += l2 W + l1 sign(W);  E += penalties
+#     the optimizer's fused update over the flat buffer  one kernel call
+#
+# The optimizer's step-dependent scalars come from Python (gdcore.optim), in float64.
+# Random numbers (dropout masks, input noise) come from a counter-based hash of
+# (step seed, stream, element index), splitmix64, so they do not depend on the thread
+# count and gdcore.network reproduces them exactly with NumPy for the reference backend.
+# run_epoch loops over mini-batches (gathering shuffled rows into the workspace) and
+# calls the same step, so fit() does not return to Python between steps.
+
+from libc.math cimport cos, fabs
+
+cdef extern from *:
+    """
+    #define GD_SM64_GAMMA 0x9E3779B97F4A7C15ULL
+    #define GD_SM64_M1 0xBF58476D1CE4E5B9ULL
+    #define GD_SM64_M2 0x94D049BB133111EBULL
+    """
+    unsigned long long GD_SM64_GAMMA
+    unsigned long long GD_SM64_M1
+    unsigned long long GD_SM64_M2
+
+cdef enum:
+    MAX_LAYERS = 64
+    OPT_SGD = 0
+    OPT_ADAGRAD = 1
+    OPT_ADADELTA = 2
+    OPT_RMSPROP = 3
+    OPT_ADAM = 4
+    STATUS_OK = 0
+    STATUS_BAD_LABEL = 1
+
+# random streams: dropout of layer l uses stream l, the input noise this one
+NOISE_STREAM = 1 << 32
+cdef unsigned long long NOISE_STREAM_C = 1ULL << 32
+
+
+cdef inline unsigned long long splitmix64(unsigned long long x) noexcept nogil:
+    """Steele, Lea & Flood (2014): a 64-bit counter hashed to a uniform 64-bit value."""
+    cdef unsigned long long z = x + GD_SM64_GAMMA
+    z = (z ^ (z >> 30)) * GD_SM64_M1
+    z = (z ^ (z >> 27)) * GD_SM64_M2
+    return z ^ (z >> 31)
+
+
+cdef struct Net:
+    int n_layers
+    int loss
+    int output_backward       # activation of the output layer's backward pass
+    Py_ssize_t capacity
+    Py_ssize_t n_params
+    Py_ssize_t sizes[MAX_LAYERS + 1]
+    int acts[MAX_LAYERS]
+    Py_ssize_t w_off[MAX_LAYERS]
+    Py_ssize_t b_off[MAX_LAYERS]
+    double keep[MAX_LAYERS]
+    void* params
+    void* grads
+    void* A[MAX_LAYERS]
+    void* Ad[MAX_LAYERS]
+    void* G[MAX_LAYERS]
+    void* Xn
+    void* Xb
+    void* Tb
+    cnp.int64_t* Lb
+
+
+cdef struct Optim:
+    int kind
+    int flags                 # SGD: nesterov; Adam: decoupled weight decay
+    double s[8]               # step scalars, see gdcore.optim.*._native_scalars
+    void* state[3]
+
+
+cdef struct Regularization:
+    double l1
+    double l2
+    double noise_std
+
+
+cdef void dropout_forward(const floating* A, floating* Ad, Py_ssize_t n, double keep,
+                          unsigned long long key) noexcept nogil:
+    """Ad = A * (1/keep) where the hash of the element index keeps it, else 0."""
+    cdef Py_ssize_t i
+    cdef unsigned long long threshold = <unsigned long long>(keep * 9007199254740992.0)
+    cdef floating scale = <floating>(1 / keep), zero = 0
+    for i in range(n):
+        Ad[i] = A[i] * scale if (splitmix64(key + <unsigned long long>i) >> 11) < threshold else zero
+
+
+cdef void dropout_backward(floating* G, Py_ssize_t n, double keep,
+                           unsigned long long key) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef unsigned long long threshold = <unsigned long long>(keep * 9007199254740992.0)
+    cdef floating scale = <floating>(1 / keep), zero = 0
+    for i in range(n):
+        G[i] = G[i] * scale if (splitmix64(key + <unsigned long long>i) >> 11) < threshold else zero
+
+
+cdef void add_noise(const floating* X, floating* Xn, Py_ssize_t n, double std,
+                    unsigned long long key) noexcept nogil:
+    """Xn = X + std * z, z standard normal by Box-Muller from two hashed uniforms."""
+    cdef Py_ssize_t i
+    cdef double u1, u2, z
+    for i in range(n):
+        u1 = <double>((splitmix64(key + 2 * <unsigned long long>i) >> 11) + 1) * 1.1102230246251565e-16
+        u2 = <double>(splitmix64(key + 2 * <unsigned long long>i + 1) >> 11) * 1.1102230246251565e-16
+        z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2)
+        Xn[i] = X[i] + <floating>(std * z)
+
+
+cdef double regularize(floating* W, floating* dW, Py_ssize_t n, double l1,
+                       double l2) noexcept nogil:
+    """dW += l2 W; dW += l1 sign(W); returns 1/2 l2 sum W^2 + l1 sum |W|."""
+    cdef Py_ssize_t i
+    cdef floating l1_ = <floating>l1, l2_ = <floating>l2, zero = 0, w, s
+    cdef double sq = 0, ab = 0
+    for i in range(n):
+        w = W[i]
+        sq += <double>w * <double>w
+        ab += fabs(<double>w)
+        if l2 != 0:
+            dW[i] = dW[i] + l2_ * w
+        if l1 != 0:
+            s = (<floating>1 if w > zero else (<floating>-1 if w < zero else w))
+            dW[i] = dW[i] + l1_ * s
+    return 0.5 * l2 * sq + l1 * ab
+
+
+cdef void optimizer_core(Optim* opt, floating* p, const floating* g, Py_ssize_t n,
+                         int nt) noexcept nogil:
+    cdef double* s = opt.s
+    if opt.kind == OPT_SGD:
+        sgd_core(p, g, <floating*>opt.state[0], n, s[0], s[1], s[2], s[3],
+                 opt.flags != 0, s[4] != 0, nt)
+    elif opt.kind == OPT_ADAGRAD:
+        adagrad_core(p, g, <floating*>opt.state[0], n, s[0], s[1], s[2], nt)
+    elif opt.kind == OPT_ADADELTA:
+        adadelta_core(p, g, <floating*>opt.state[0], <floating*>opt.state[1], n, s[0], s[1],
+                      s[2], s[3], nt)
+    elif opt.kind == OPT_RMSPROP:
+        rmsprop_core(p, g, <floating*>opt.state[0], <floating*>opt.state[1],
+                     <floating*>opt.state[2], n, s[0], s[1], s[2], s[3], s[4], nt)
+    else:
+        adam_core(p, g, <floating*>opt.state[0], <floating*>opt.state[1],
+                  <floating*>opt.state[2], n, s[0], s[1], s[2], s[3], opt.flags != 0,
+                  s[4], s[5], s[6], nt)
+
+
+cdef double net_step(Net* net, const floating* X, const floating* T,
+                     const cnp.int64_t* labels, Py_ssize_t B, bint training,
+                     Optim* opt, Regularization* reg, unsigned long long seed, int nt,
+                     int* status) noexcept nogil:
+    """Forward, loss, backward into net.grads; with ``opt`` also the update.
+    ``training`` turns dropout and input noise on.  Returns the loss."""
+    cdef int l, L = net.n_layers
+    cdef Py_ssize_t i, n_in, n_out, K = net.sizes[L]
+    cdef floating* params = <floating*>net.params
+    cdef floating* grads = <floating*>net.grads
+    cdef const floating* inp
+    cdef const floating* layer_in
+    cdef floating* G
+    cdef double value, penalty = 0
+    cdef unsigned long long key
+    cdef bint drop
+    if labels != NULL:
+        for i in range(B):
+            if labels[i] < 0 or labels[i] >= K:
+                status[0] = STATUS_BAD_LABEL
+                return NAN
+    inp = X
+    if training and reg.noise_std > 0:
+        add_noise(X, <floating*>net.Xn, B * net.sizes[0], reg.noise_std,
+                  splitmix64(seed + NOISE_STREAM_C))
+        inp = <floating*>net.Xn
+    layer_in = inp
+    for l in range(L):
+        n_in, n_out = net.sizes[l], net.sizes[l + 1]
+        dense_forward_core(net.acts[l], layer_in, params + net.w_off[l], params + net.b_off[l],
+                           <floating*>net.A[l], B, n_in, n_out, nt)
+        drop = training and net.keep[l] < 1
+        if drop:
+            dropout_forward(<floating*>net.A[l], <floating*>net.Ad[l], B * n_out, net.keep[l],
+                            splitmix64(seed + <unsigned long long>l))
+            layer_in = <floating*>net.Ad[l]
+        else:
+            layer_in = <floating*>net.A[l]
+    value = loss_core(net.loss, <floating*>net.A[L - 1], T, labels, <floating*>net.G[L - 1],
+                      B, K, nt)
+    for l in range(L - 1, -1, -1):
+        n_in, n_out = net.sizes[l], net.sizes[l + 1]
+        G = <floating*>net.G[l]
+        if training and net.keep[l] < 1:
+            dropout_backward(G, B * n_out, net.keep[l], splitmix64(seed + <unsigned long long>l))
+        if l == 0:
+            layer_in = inp
+        elif training and net.keep[l - 1] < 1:
+            layer_in = <floating*>net.Ad[l - 1]
+        else:
+            layer_in = <floating*>net.A[l - 1]
+        dense_backward_core(net.output_backward if l == L - 1 else net.acts[l], layer_in,
+                            params + net.w_off[l], <floating*>net.A[l], G, G,
+                            <floating*>net.G[l - 1] if l > 0 else NULL,
+                            grads + net.w_off[l], grads + net.b_off[l], B, n_in, n_out, nt)
+    if reg.l1 != 0 or reg.l2 != 0:
+        for l in range(L):
+            penalty += regularize(params + net.w_off[l], grads + net.w_off[l],
+                                  net.sizes[l] * net.sizes[l + 1], reg.l1, reg.l2)
+    if opt != NULL:
+        optimizer_core(opt, params, grads, net.n_params, nt)
+    return value + penalty
+
+
+cdef void gather_rows(const floating* src, floating* dst, const cnp.int64_t* rows,
+                      Py_ssize_t n_rows, Py_ssize_t width) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(n_rows):
+        memcpy(dst + r * width, src + rows[r] * width, width * sizeof(floating))
+
+
+cdef double net_epoch(Net* net, const floating* X, const floating* T,
+                      const cnp.int64_t* labels, Py_ssize_t N, const cnp.int64_t* order,
+                      Py_ssize_t batch, Optim* opt, const double* scalars,
+                      const unsigned long long* seeds, Regularization* reg, int nt,
+                      int* status) noexcept nogil:
+    """One epoch of mini-batch steps over the rows in ``order`` (NULL: 0..N-1).
+    Returns the sum over batches of (batch loss x batch size)."""
+    cdef Py_ssize_t start, k = 0, B, j
+    cdef Py_ssize_t n_in = net.sizes[0], K = net.sizes[net.n_layers]
+    cdef const floating* Xk
+    cdef const floating* Tk
+    cdef const cnp.int64_t* Lk
+    cdef double total = 0, value
+    start = 0
+    while start < N:
+        B = min(batch, N - start)
+        if order != NULL:
+            gather_rows(X, <floating*>net.Xb, order + start, B, n_in)
+            Xk = <floating*>net.Xb
+            if labels != NULL:
+                for j in range(B):
+                    net.Lb[j] = labels[order[start + j]]
+                Lk = net.Lb
+                Tk = NULL
+            else:
+                gather_rows(T, <floating*>net.Tb, order + start, B, K)
+                Tk = <floating*>net.Tb
+                Lk = NULL
+        else:
+            Xk = X + start * n_in
+            Tk = T + start * K if T != NULL else NULL
+            Lk = labels + start if labels != NULL else NULL
+        memcpy(opt.s, scalars + 8 * k, 8 * sizeof(double))
+        value = net_step(net, Xk, Tk, Lk, B, True, opt, reg, seeds[k], nt, status)
+        if status[0] != STATUS_OK:
+            return NAN
+        total += value * B
+        start += B
+        k += 1
+    return total
+
+
+cdef class NetworkWorkspace:
+    """Buffers of one network for batches of up to ``capacity`` rows (see the Design
+    note of _network.pxi).  Made and used by gdcore.network.MLP."""
+
+    cdef Net net
+    cdef list _arrays
+    cdef list _outputs
+    cdef readonly Py_ssize_t capacity
+    cdef readonly object dtype
+    cdef int typenum
+
+    def __cinit__(self, cnp.ndarray params, cnp.ndarray grads, sizes, act_codes,
+                  int loss_code, Py_ssize_t capacity, keep, bint noise, bint epochs,
+                  int output_backward_code):
+        import numpy as np
+        cdef int l, L = len(act_codes)
+        cdef Py_ssize_t offset = 0
+        if not 1 <= L <= MAX_LAYERS:
+            raise ValueError(f"networks of 1 to {MAX_LAYERS} layers are supported, got {L}")
+        self.capacity = max(capacity, 1)
+        self.dtype = params.dtype
+        self.typenum = cnp.PyArray_TYPE(params)
+        self._arrays = [params, grads]
+        self.net.n_layers = L
+        self.net.loss = loss_code
+        self.net.output_backward = output_backward_code
+        self.net.capacity = self.capacity
+        self.net.params = cnp.PyArray_DATA(params)
+        self.net.grads = cnp.PyArray_DATA(grads)
+        for l in range(L + 1):
+            self.net.sizes[l] = sizes[l]
+        for l in range(L):
+            self.net.acts[l] = act_codes[l]
+            self.net.keep[l] = keep[l]
+            self.net.w_off[l] = offset
+            offset += sizes[l] * sizes[l + 1]
+            self.net.b_off[l] = offset
+            offset += sizes[l + 1]
+        self.net.n_params = offset
+        if offset != params.shape[0]:
+            raise ValueError(f"params has {params.shape[0]} values, the layers need {offset}")
+
+        self._outputs = []
+        for l in range(L):
+            self._outputs.append(np.zeros((self.capacity, sizes[l + 1]), dtype=self.dtype))
+            self.net.A[l] = self._keep(self._outputs[l])
+            self.net.G[l] = self._keep(np.zeros((self.capacity, sizes[l + 1]), dtype=self.dtype))
+            self.net.Ad[l] = (self._keep(np.zeros((self.capacity, sizes[l + 1]), dtype=self.dtype))
+                              if keep[l] < 1 else NULL)
+        self.net.Xn = (self._keep(np.zeros((self.capacity, sizes[0]), dtype=self.dtype))
+                       if noise else NULL)
+        self.net.Xb = (self._keep(np.zeros((self.capacity, sizes[0]), dtype=self.dtype))
+                       if epochs else NULL)
+        self.net.Tb = (self._keep(np.zeros((self.capacity, sizes[L]), dtype=self.dtype))
+                       if epochs else NULL)
+        self.net.Lb = (<cnp.int64_t*>self._keep(np.zeros(self.capacity, dtype=np.int64))
+                       if epochs else NULL)
+
+    cdef void* _keep(self, cnp.ndarray a):
+        """Keep ``a`` alive as long as the workspace and return its data pointer."""
+        self._arrays.append(a)
+        return cnp.PyArray_DATA(a)
+
+    @property
+    def has_noise_buffer(self):
+        return self.net.Xn != NULL
+
+    @property
+    def has_epoch_buffers(self):
+        return self.net.Xb != NULL
+
+    def layer_output(self, int layer, Py_ssize_t n_rows):
+        """A view of layer ``layer``'s output rows of the last step (before dropout)."""
+        return self._outputs[layer][:n_rows]
+
+    def _raise_bad_label(self, labels):
+        K = self.net.sizes[self.net.n_layers]
+        bad = labels[(labels < 0) | (labels >= K)]
+        raise ValueError(f"T contains label {bad[0] if len(bad) else '?'}; labels must be "
+                         f"in [0, {K})")
+
+    cdef int _optim(self, Optim* opt, int kind, int flags, scalars, state) except -1:
+        cdef int i
+        opt.kind = kind
+        opt.flags = flags
+        for i in range(8):
+            opt.s[i] = scalars[i]
+        for i in range(3):
+            opt.state[i] = cnp.PyArray_DATA(<cnp.ndarray>state[i]) \
+                if i < len(state) and state[i] is not None else NULL
+        return 0
+
+    def step(self, X, T, bint training, bint update, int kind, int flags, scalars, state,
+             double l1, double l2, double noise_std, unsigned long long seed, int n_threads):
+        """One step on validated arrays: X (B, n_in) of the workspace dtype, T either
+        int64 labels (B,) or (B, n_out) targets; B <= capacity.  Returns the loss
+        (data loss plus the l1/l2 penalties)."""
+        cdef Optim opt
+        cdef Regularization reg
+        cdef int status = STATUS_OK
+        cdef double value
+        cdef Py_ssize_t B = cnp.PyArray_DIM(<cnp.ndarray>X, 0)
+        cdef void* x = cnp.PyArray_DATA(<cnp.ndarray>X)
+        cdef void* t = cnp.PyArray_DATA(<cnp.ndarray>T)
+        cdef bint is_labels = cnp.PyArray_NDIM(<cnp.ndarray>T) == 1
+        if B > self.capacity:
+            raise ValueError(f"batch of {B} rows exceeds the workspace's {self.capacity}")
+        if update:
+            self._optim(&opt, kind, flags, scalars, state)
+        reg.l1, reg.l2, reg.noise_std = l1, l2, noise_std
+        with nogil:
+            blas_threads_single()
+            if self.typenum == cnp.NPY_FLOAT32:
+                value = net_step(&self.net, <float*>x, NULL if is_labels else <float*>t,
+                                 <cnp.int64_t*>t if is_labels else NULL, B, training,
+                                 &opt if update else NULL, &reg, seed, n_threads, &status)
+            else:
+                value = net_step(&self.net, <double*>x, NULL if is_labels else <double*>t,
+                                 <cnp.int64_t*>t if is_labels else NULL, B, training,
+                                 &opt if update else NULL, &reg, seed, n_threads, &status)
+            blas_threads_restore()
+        if status == STATUS_BAD_LABEL:
+            self._raise_bad_label(T)
+        return value
+
+    def epoch(self, X, T, order, Py_ssize_t batch, int kind, int flags,
+              cnp.ndarray scalars, cnp.ndarray seeds, state, double l1, double l2,
+              double noise_std, int n_threads):
+        """Mini-batch steps over all N rows of X/T (in ``order`` when not None), with
+        per-step optimizer scalars (n_steps, 8) and seeds (n_steps,).  Returns the sum
+        over batches of (loss x batch size)."""
+        cdef Optim opt
+        cdef Regularization reg
+        cdef int status = STATUS_OK
+        cdef double total
+        cdef Py_ssize_t N = cnp.PyArray_DIM(<cnp.ndarray>X, 0)
+        cdef void* x = cnp.PyArray_DATA(<cnp.ndarray>X)
+        cdef void* t = cnp.PyArray_DATA(<cnp.ndarray>T)
+        cdef bint is_labels = cnp.PyArray_NDIM(<cnp.ndarray>T) == 1
+        cdef const cnp.int64_t* order_ptr = NULL
+        cdef const double* s = <double*>cnp.PyArray_DATA(scalars)
+        cdef const unsigned long long* seed_ptr = <unsigned long long*>cnp.PyArray_DATA(seeds)
+        if batch > self.capacity or (order is not None and self.net.Xb == NULL):
+            raise ValueError("the workspace cannot hold these batches")
+        if order is not None:
+            order_ptr = <cnp.int64_t*>cnp.PyArray_DATA(<cnp.ndarray>order)
+        self._optim(&opt, kind, flags, scalars[0] if len(scalars) else (0.0,) * 8, state)
+        reg.l1, reg.l2, reg.noise_std = l1, l2, noise_std
+        with nogil:
+            blas_threads_single()
+            if self.typenum == cnp.NPY_FLOAT32:
+                total = net_epoch(&self.net, <float*>x, NULL if is_labels else <float*>t,
+                                  <cnp.int64_t*>t if is_labels else NULL, N, order_ptr,
+                                  batch, &opt, s, seed_ptr, &reg, n_threads, &status)
+            else:
+                total = net_epoch(&self.net, <double*>x, NULL if is_labels else <double*>t,
+                                  <cnp.int64_t*>t if is_labels else NULL, N, order_ptr,
+                                  batch, &opt, s, seed_ptr, &reg, n_threads, &status)
+            blas_threads_restore()
+        if status == STATUS_BAD_LABEL:
+            self._raise_bad_label(T)
+        return total

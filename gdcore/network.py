@@ -1,0 +1,522 @@
+"""A multilayer perceptron whose parameters live in one flat buffer.
+
+    net = gd.MLP([784, 256, 128, 10], activation="relu", output="softmax",
+                 loss="cross_entropy", dtype="float32", seed=0)
+    opt = gd.optim.Adam(lr=1e-3)
+    loss = net.train_step(X, T, opt)        # forward, loss, backward, update: one call
+
+All weights and biases are views of ``net.params`` (layer by layer: W then b, W of
+shape (n_in, n_out)); gradients likewise of ``net.grads``, so an optimizer step is one
+kernel call over all parameters.  With ``backend="native"`` a training step is a
+single call into native code that releases the GIL and allocates nothing once the
+workspace for the batch size exists; ``backend="reference"`` runs the same model on
+``gdcore.reference`` (the oracle in tests, the baseline in benchmarks), with the same
+random numbers.
+"""
+import math
+import numbers
+from collections import namedtuple
+
+import numpy as np
+
+from . import _openmp
+from . import _validation as v
+from . import kernels as _kernels
+from . import optim as _optim
+from . import reference as _reference
+from .reference.gradients import numerical_gradient
+
+__all__ = ["MLP", "Layer", "gradcheck", "GradcheckResult"]
+
+# Output activation paired with each loss, and the pairs a network accepts.  For the
+# canonical pairs the loss delta (Y - T) / B is already dE/dU; for sigmoid with squared
+# error it is dE/dY and the backward pass multiplies by the sigmoid's derivative.
+CANONICAL_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid",
+                    "squared_error": "identity", "mse": "identity"}
+VALID_PAIRS = {("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy"),
+               ("sigmoid", "squared_error"), ("identity", "squared_error"),
+               ("identity", "mse")}
+HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")
+NOISE_STREAM = 1 << 32
+_MASK64 = (1 << 64) - 1
+_U64 = np.uint64
+
+
+class Layer:
+    """Views of one dense layer's parameters and gradients in the network's buffers."""
+
+    __slots__ = ("W", "b", "dW", "db", "activation", "n_in", "n_out")
+
+    def __init__(self, W, b, dW, db, activation):
+        self.W, self.b, self.dW, self.db = W, b, dW, db
+        self.activation = activation
+        self.n_in, self.n_out = W.shape
+
+    def __repr__(self):
+        return f"Layer({self.n_in} -> {self.n_out}, {self.activation})"
+
+
+# ---- counter-based random numbers, shared with the native step ------------------
+
+def _splitmix64_int(x):
+    """splitmix64 of one Python int (mod 2^64)."""
+    z = (x + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def _splitmix64(x):
+    """splitmix64 of a uint64 array (wrapping arithmetic)."""
+    z = x + _U64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+    return z ^ (z >> _U64(31))
+
+
+def _stream_bits(seed, stream, n, step=1, offset=0):
+    key = _splitmix64_int(seed + stream)
+    counters = (np.arange(n, dtype=np.uint64) * _U64(step) + _U64(offset) + _U64(key))
+    return _splitmix64(counters)
+
+
+def dropout_mask(seed, layer, n, keep):
+    """The keep-mask of ``n`` elements of layer ``layer``'s output for a step seed:
+    element i is kept when the top 53 bits of splitmix64(key + i) fall below
+    keep * 2^53 (key = splitmix64(seed + layer))."""
+    return (_stream_bits(seed, layer, n) >> _U64(11)) < _U64(int(keep * 2.0 ** 53))
+
+
+def gaussian_noise(seed, n):
+    """``n`` standard normal numbers for a step seed, by Box-Muller from hashed
+    uniforms (the native input noise computes the same, up to libm rounding)."""
+    u1 = ((_stream_bits(seed, NOISE_STREAM, n, step=2) >> _U64(11)) + _U64(1)).astype(np.float64)
+    u2 = (_stream_bits(seed, NOISE_STREAM, n, step=2, offset=1) >> _U64(11)).astype(np.float64)
+    u1 *= 2.0 ** -53
+    u2 *= 2.0 ** -53
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(6.283185307179586 * u2)
+
+
+# ---- the network ----------------------------------------------------------------
+
+def _as_dtype(dtype):
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dtype not in v.FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+class MLP:
+    """A dense feed-forward network trained by gradient descent.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        Units per layer, input first: [n_in, hidden..., n_out]; at least two entries.
+    activation : str or sequence of str
+        Hidden activation(s): 'identity', 'sigmoid', 'tanh' or 'relu' (one for all
+        hidden layers, or one per hidden layer).
+    output : {'softmax', 'sigmoid', 'identity'}, optional
+        Output activation; by default the one that pairs with ``loss``, or 'softmax'.
+    loss : {'cross_entropy', 'binary_cross_entropy', 'squared_error', 'mse'}, optional
+        By default the one that pairs with ``output``.  Valid pairs: softmax with
+        cross_entropy; sigmoid with binary_cross_entropy or squared_error; identity
+        with squared_error or mse.
+    dtype : {'float32', 'float64'}
+    seed : int or None
+        Seeds the initialisation and, separately, the training random numbers
+        (shuffling, dropout, input noise).  None draws fresh entropy.
+    backend : {'native', 'reference'}
+    dropout : float or sequence of float, optional
+        Inverted-dropout rate of the hidden layers' outputs (one rate for all, or one
+        per hidden layer), applied in training only.
+
+    Weights are initialised Glorot-uniform, U(+-sqrt(6 / (n_in + n_out))), for
+    identity/sigmoid/tanh/softmax layers and He-uniform, U(+-sqrt(6 / n_in)), for relu
+    layers; biases are zero.  Values are drawn in float64 and rounded to ``dtype``, so
+    a float32 and a float64 network with the same seed start from the same weights.
+    """
+
+    def __init__(self, layer_sizes, activation="relu", output=None, loss=None,
+                 dtype="float32", seed=0, backend="native", dropout=None):
+        sizes = self._check_sizes(layer_sizes)
+        n_hidden = len(sizes) - 2
+        if isinstance(activation, str):
+            hidden = [activation] * n_hidden
+        else:
+            hidden = list(activation)
+            if len(hidden) != n_hidden:
+                raise ValueError(f"activation lists {len(hidden)} names for {n_hidden} "
+                                 f"hidden layers")
+        for name in hidden:
+            v.check_name(name, "activation", HIDDEN_ACTIVATIONS)
+        output, loss = self._check_output_loss(output, loss, sizes[-1])
+        self.layer_sizes = sizes
+        self.activations = hidden + [output]
+        self.output = output
+        self.loss_name = loss
+        self.dtype = _as_dtype(dtype)
+        self.backend = v.check_name(backend, "backend", ("native", "reference"))
+        self.dropout = self._check_dropout(dropout, n_hidden)
+        if seed is not None:
+            seed = v.check_int(seed, "seed", low=0)
+        self.seed = seed
+        init_seq, train_seq = np.random.SeedSequence(seed).spawn(2)
+        self._rng = np.random.default_rng(train_seq)
+
+        n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        self.params = np.zeros(n_params, dtype=self.dtype)
+        self.grads = np.zeros(n_params, dtype=self.dtype)
+        self.layers = []
+        offset = 0
+        for n_in, n_out, act in zip(sizes[:-1], sizes[1:], self.activations):
+            w_end = offset + n_in * n_out
+            self.layers.append(Layer(
+                self.params[offset:w_end].reshape(n_in, n_out),
+                self.params[w_end:w_end + n_out],
+                self.grads[offset:w_end].reshape(n_in, n_out),
+                self.grads[w_end:w_end + n_out], act))
+            offset = w_end + n_out
+        self._initialize(np.random.default_rng(init_seq))
+        # the last layer's delta from the loss is dE/dU for canonical pairs only
+        self._output_backward = ("identity" if CANONICAL_OUTPUT[loss] == output else output)
+        self._keep = [1.0 - p for p in self.dropout] + [1.0]
+        self._workspace = None
+
+    # -- construction helpers --------------------------------------------------
+
+    @staticmethod
+    def _check_sizes(layer_sizes):
+        try:
+            sizes = [v.check_int(n, "layer_sizes[i]", low=1) for n in layer_sizes]
+        except TypeError as err:
+            if "layer_sizes" in str(err):
+                raise
+            raise TypeError(f"layer_sizes must be a sequence of positive integers, "
+                            f"got {layer_sizes!r}") from None
+        if len(sizes) < 2:
+            raise ValueError(f"layer_sizes needs an input and an output size, got {sizes}")
+        return sizes
+
+    @staticmethod
+    def _check_output_loss(output, loss, n_out):
+        if loss is not None:
+            v.check_name(loss, "loss", v.LOSSES)
+        if output is not None:
+            v.check_name(output, "output", ("softmax", "sigmoid", "identity"))
+        if output is None:
+            output = CANONICAL_OUTPUT[loss] if loss is not None else "softmax"
+        if loss is None:
+            loss = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy",
+                    "identity": "squared_error"}[output]
+        if (output, loss) not in VALID_PAIRS:
+            pairs = ", ".join(f"{o}+{l}" for o, l in sorted(VALID_PAIRS))
+            raise ValueError(f"output {output!r} does not go with loss {loss!r}; "
+                             f"valid pairs: {pairs}")
+        if output == "softmax" and n_out < 2:
+            raise ValueError("a softmax output needs at least 2 units; use a sigmoid "
+                             "output with binary_cross_entropy for two classes")
+        return output, loss
+
+    @staticmethod
+    def _check_dropout(dropout, n_hidden):
+        if dropout is None:
+            return [0.0] * n_hidden
+        rates = [dropout] * n_hidden if isinstance(dropout, numbers.Real) else list(dropout)
+        if len(rates) != n_hidden:
+            raise ValueError(f"dropout lists {len(rates)} rates for {n_hidden} hidden layers")
+        return [v.check_float(p, "dropout", 0.0, 1.0, high_open=True) for p in rates]
+
+    def _initialize(self, rng):
+        for layer in self.layers:
+            if layer.activation == "relu":
+                limit = math.sqrt(6.0 / layer.n_in)
+            else:
+                limit = math.sqrt(6.0 / (layer.n_in + layer.n_out))
+            layer.W[...] = rng.uniform(-limit, limit, size=layer.W.shape)
+            layer.b[...] = 0
+
+    def __repr__(self):
+        return (f"MLP({self.layer_sizes}, activation={self.activations[:-1]}, "
+                f"output={self.output!r}, loss={self.loss_name!r}, "
+                f"dtype={self.dtype.name!r}, backend={self.backend!r})")
+
+    @property
+    def n_params(self):
+        return self.params.shape[0]
+
+    @property
+    def is_classifier(self):
+        return self.loss_name in ("cross_entropy", "binary_cross_entropy")
+
+    # -- input checks -----------------------------------------------------------
+
+    def _check_X(self, X, name="X"):
+        if (type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2
+                and X.flags.c_contiguous and X.shape[1] == self.layer_sizes[0]):
+            return X
+        if not isinstance(X, np.ndarray):
+            X = np.asarray(X)
+        if X.dtype != self.dtype:
+            raise TypeError(f"{name} has dtype {X.dtype} but the network is {self.dtype}; "
+                            f"pass {name}.astype(np.{self.dtype.name})")
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (n_samples, {self.layer_sizes[0]}), "
+                             f"got shape {X.shape}")
+        if X.shape[1] != self.layer_sizes[0]:
+            raise ValueError(f"{name} has {X.shape[1]} features but the network takes "
+                             f"{self.layer_sizes[0]}")
+        return np.ascontiguousarray(X)
+
+    def _check_T(self, T, n_samples, name="T"):
+        """T in the form the kernels take: int64 labels (B,) for cross-entropy, or
+        (B, n_out) targets of the network dtype."""
+        K = self.layer_sizes[-1]
+        if type(T) is np.ndarray:
+            if (T.ndim == 1 and T.dtype == np.int64 and self.loss_name == "cross_entropy"
+                    and T.shape[0] == n_samples and T.flags.c_contiguous):
+                return T
+            if (T.ndim == 2 and T.dtype == self.dtype and T.shape == (n_samples, K)
+                    and T.flags.c_contiguous):
+                return T
+        T = np.asarray(T)
+        if self.loss_name == "cross_entropy" and T.ndim == 1:
+            if T.dtype.kind not in "iu":
+                raise TypeError(f"{name} as class labels must be integers, got {T.dtype}")
+            if T.shape[0] != n_samples:
+                raise ValueError(f"{name} has {T.shape[0]} labels for {n_samples} samples")
+            if n_samples and (T.min() < 0 or T.max() >= K):
+                bad = T.min() if T.min() < 0 else T.max()
+                raise ValueError(f"{name} contains label {bad}; labels must be in [0, {K})")
+            return np.ascontiguousarray(T, dtype=np.int64)
+        if T.ndim == 1 and K == 1:
+            T = T.reshape(-1, 1)
+        if T.ndim != 2 or T.shape[1] != K:
+            expected = f"({n_samples},) labels or ({n_samples}, {K})" \
+                if self.loss_name == "cross_entropy" else f"({n_samples}, {K})"
+            raise ValueError(f"{name} must have shape {expected}, got {T.shape}")
+        if T.shape[0] != n_samples:
+            raise ValueError(f"{name} has {T.shape[0]} rows for {n_samples} samples")
+        if T.dtype.kind in "iub":
+            T = T.astype(self.dtype)
+        elif T.dtype != self.dtype:
+            raise TypeError(f"{name} has dtype {T.dtype} but the network is {self.dtype}")
+        return np.ascontiguousarray(T)
+
+    @staticmethod
+    def _check_optimizer(optimizer):
+        if not isinstance(optimizer, _optim.Optimizer):
+            raise TypeError(f"optimizer must be a gdcore.optim optimizer (SGD, Adam, ...), "
+                            f"got {type(optimizer).__name__}")
+        return optimizer
+
+    # -- inference --------------------------------------------------------------
+
+    def forward(self, X, n_threads=None):
+        """The network output for X, shape (n_samples, n_out), without dropout."""
+        X = self._check_X(X)
+        kernels = _kernels if self.backend == "native" else _reference
+        Y = X
+        for layer in self.layers:
+            Y = kernels.dense_forward(Y, layer.W, layer.b, layer.activation,
+                                      n_threads=n_threads)
+        return Y
+
+    def predict_proba(self, X, n_threads=None):
+        """Class probabilities (softmax or sigmoid outputs), shape (n_samples, n_out)."""
+        if not self.is_classifier:
+            raise ValueError(f"predict_proba needs a classifier; this network's loss is "
+                             f"{self.loss_name!r}")
+        return self.forward(X, n_threads)
+
+    def predict(self, X, n_threads=None):
+        """Class labels for classifiers (argmax of softmax; sigmoid outputs > 0.5, as
+        (n_samples,) for one output), values for regression ((n_samples,) for one
+        output)."""
+        Y = self.forward(X, n_threads)
+        if self.loss_name == "cross_entropy":
+            return Y.argmax(axis=1)
+        if self.loss_name == "binary_cross_entropy":
+            labels = (Y > 0.5).astype(np.int64)
+            return labels[:, 0] if labels.shape[1] == 1 else labels
+        return Y[:, 0] if Y.shape[1] == 1 else Y
+
+    def loss(self, X, T, n_threads=None):
+        """The data loss on (X, T) without dropout or regularization."""
+        X = self._check_X(X)
+        T = self._check_T(T, X.shape[0])
+        kernels = _kernels if self.backend == "native" else _reference
+        return kernels.loss(self.loss_name, self.forward(X, n_threads), T,
+                            n_threads=n_threads)
+
+    def evaluate(self, X, T, n_threads=None):
+        """{'loss': data loss, 'accuracy': fraction correct (classifiers only)}."""
+        X = self._check_X(X)
+        T = self._check_T(T, X.shape[0])
+        kernels = _kernels if self.backend == "native" else _reference
+        Y = self.forward(X, n_threads)
+        result = {"loss": kernels.loss(self.loss_name, Y, T, n_threads=n_threads)}
+        if self.loss_name == "cross_entropy":
+            labels = T if T.ndim == 1 else T.argmax(axis=1)
+            result["accuracy"] = float(np.mean(Y.argmax(axis=1) == labels)) if len(T) else math.nan
+        elif self.loss_name == "binary_cross_entropy":
+            result["accuracy"] = float(np.mean((Y > 0.5) == (T > 0.5))) if len(T) else math.nan
+        return result
+
+    # -- training steps -----------------------------------------------------------
+
+    def _ensure_workspace(self, n_samples, noise=False, epochs=False):
+        ws = self._workspace
+        if (ws is None or ws.capacity < n_samples or (noise and not ws.has_noise_buffer)
+                or (epochs and not ws.has_epoch_buffers)):
+            capacity = max(n_samples, ws.capacity if ws is not None else 0)
+            ws = _kernels._native.NetworkWorkspace(
+                self.params, self.grads, self.layer_sizes,
+                [_kernels._ACT[a] for a in self.activations],
+                _kernels._LOSS[self.loss_name], capacity, self._keep,
+                noise or (ws is not None and ws.has_noise_buffer),
+                epochs or (ws is not None and ws.has_epoch_buffers),
+                _kernels._ACT[self._output_backward])
+            self._workspace = ws
+        return ws
+
+    def _step_seed(self):
+        """A 64-bit seed for this step's dropout/noise, drawn only when needed."""
+        return int(self._rng.bit_generator.random_raw())
+
+    @property
+    def _stochastic(self):
+        return any(k < 1 for k in self._keep)
+
+    def gradient(self, X, T, n_threads=None):
+        """(loss, gradient) of the data loss at the current parameters, without
+        dropout or regularization; the gradient is a flat copy laid out like
+        ``params``.  Nothing is updated."""
+        X = self._check_X(X)
+        T = self._check_T(T, X.shape[0])
+        loss = self._step(X, T, None, False, 0.0, 0.0, 0.0, 0, n_threads)
+        return loss, self.grads.copy()
+
+    def train_step(self, X, T, optimizer, *, l1=0.0, l2=0.0, input_noise=0.0,
+                   n_threads=None):
+        """One gradient-descent step on the batch (X, T): forward (with dropout),
+        loss, backward, optional l1/l2 penalties on the weights (not the biases) and
+        Gaussian input noise, and the optimizer's update of ``params``.  Returns the
+        batch loss before the update (data loss plus penalties)."""
+        X = self._check_X(X)
+        T = self._check_T(T, X.shape[0])
+        self._check_optimizer(optimizer)
+        if l1 or l2 or input_noise:
+            l1 = v.check_float(l1, "l1", 0.0)
+            l2 = v.check_float(l2, "l2", 0.0)
+            input_noise = v.check_float(input_noise, "input_noise", 0.0)
+        seed = self._step_seed() if (input_noise or self._stochastic) else 0
+        return self._step(X, T, optimizer, True, l1, l2, input_noise, seed, n_threads)
+
+    def _step(self, X, T, optimizer, training, l1, l2, noise, seed, n_threads):
+        if self.backend == "reference":
+            return self._reference_step(X, T, optimizer, training, l1, l2, noise, seed,
+                                        n_threads)
+        ws = self._workspace
+        if (ws is None or ws.capacity < X.shape[0]
+                or (noise and not ws.has_noise_buffer)):
+            ws = self._ensure_workspace(X.shape[0], noise=bool(noise))
+        nt = _openmp.resolve(n_threads)
+        if optimizer is None:
+            return ws.step(X, T, training, False, 0, 0, None, None, l1, l2, noise, seed, nt)
+        optimizer._ensure_state(self.params)
+        kind, flags, state = optimizer._native_plan()
+        scalars = optimizer._native_scalars(optimizer.step_count + 1)
+        loss = ws.step(X, T, training, True, kind, flags, scalars, state, l1, l2, noise,
+                       seed, nt)
+        optimizer.step_count += 1
+        return loss
+
+    def _reference_step(self, X, T, optimizer, training, l1, l2, noise, seed, n_threads):
+        """The native step, written with gdcore.reference kernels."""
+        R = _reference
+        if training and noise:
+            X = X + (noise * gaussian_noise(seed, X.size).reshape(X.shape)).astype(self.dtype)
+        inputs, outputs = [], []
+        layer_in = X
+        for l, layer in enumerate(self.layers):
+            inputs.append(layer_in)
+            Y = R.dense_forward(layer_in, layer.W, layer.b, layer.activation)
+            outputs.append(Y)
+            keep = self._keep[l]
+            if training and keep < 1:
+                mask = dropout_mask(seed, l, Y.size, keep).reshape(Y.shape)
+                layer_in = np.where(mask, Y * self.dtype.type(1 / keep), 0).astype(self.dtype)
+            else:
+                layer_in = Y
+        loss, G = R.loss_delta(self.loss_name, outputs[-1], T)
+        for l in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[l]
+            keep = self._keep[l]
+            if training and keep < 1:
+                mask = dropout_mask(seed, l, G.size, keep).reshape(G.shape)
+                G = np.where(mask, G * self.dtype.type(1 / keep), 0).astype(self.dtype)
+            act = self._output_backward if l == len(self.layers) - 1 else layer.activation
+            G, _, _ = R.dense_backward(inputs[l], layer.W, outputs[l], G, act,
+                                       compute_dX=l > 0, dW_out=layer.dW, db_out=layer.db)
+        if l1 or l2:
+            for layer in self.layers:
+                W = layer.W.astype(np.float64)
+                loss += 0.5 * l2 * float(np.sum(W * W)) + l1 * float(np.sum(np.abs(W)))
+                if l2:
+                    layer.dW[...] = layer.dW + self.dtype.type(l2) * layer.W
+                if l1:
+                    layer.dW[...] = layer.dW + self.dtype.type(l1) * np.sign(layer.W)
+        if optimizer is not None:
+            optimizer._ensure_state(self.params)
+            getattr(R, optimizer.kernel)(
+                self.params, self.grads, **optimizer.state,
+                **optimizer._kernel_kwargs(optimizer.step_count + 1))
+            optimizer.step_count += 1
+        return loss
+
+
+GradcheckResult = namedtuple("GradcheckResult", "max_rel_error max_abs_error passed")
+
+
+def gradcheck(net, X, T, h=1e-6, rtol=1e-6):
+    """Compare ``net.gradient`` with central differences of ``net.loss``.
+
+    The check runs on a float64 copy of the network (central differences need the
+    precision), so it also checks float32 networks' formulas.  The relative error is
+    max |analytic - numerical| / max(max |numerical|, max |analytic|), over all
+    parameters.
+
+    Returns
+    -------
+    GradcheckResult(max_rel_error, max_abs_error, passed)
+        ``passed`` is ``max_rel_error <= rtol``.
+    """
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be a gdcore.MLP, got {type(net).__name__}")
+    h = v.check_float(h, "h", 0.0, low_open=True)
+    rtol = v.check_float(rtol, "rtol", 0.0)
+    twin = MLP(net.layer_sizes, activation=net.activations[:-1], output=net.output,
+               loss=net.loss_name, dtype="float64", seed=0, backend=net.backend)
+    twin.params[...] = net.params
+    X = np.asarray(X, dtype=np.float64)
+    T = np.asarray(T)
+    if T.dtype.kind == "f":
+        T = T.astype(np.float64)
+    _, analytic = twin.gradient(X, T)
+    saved = twin.params.copy()
+
+    def loss_at(p):
+        twin.params[...] = p
+        return twin.loss(X, T)
+
+    numeric = numerical_gradient(loss_at, saved, h=h)
+    twin.params[...] = saved
+    abs_err = float(np.max(np.abs(analytic - numeric))) if analytic.size else 0.0
+    scale = max(float(np.max(np.abs(numeric))), float(np.max(np.abs(analytic))),
+                np.finfo(np.float64).tiny) if analytic.size else 1.0
+    rel = abs_err / scale
+    return GradcheckResult(rel, abs_err, rel <= rtol)

@@ -1,0 +1,402 @@
+"""Optimizers over flat parameter buffers, with ``torch.optim``'s rules and defaults.
+
+    opt = gd.optim.Adam(lr=1e-3)
+    opt.step(params, grads)          # in place; state allocated on the first step
+    opt.lr = 1e-4                    # settable between steps (schedules)
+    saved = opt.state_dict()         # state arrays, step count, hyperparameters
+    opt.load_state_dict(saved)
+
+``params`` is a 1-D C-contiguous float32/float64 buffer updated in place (an
+``MLP``'s ``net.params``); ``grads`` the matching gradient, never modified.  The
+state buffers take the parameters' dtype.  Each step is one fused kernel call
+(``gdcore.kernels.<name>_update``, or the NumPy twin with ``backend="reference"``);
+the class only counts steps and keeps the state.  Invalid hyperparameters are
+rejected at construction, as PyTorch rejects them, except that ``eps`` must be > 0
+(PyTorch allows 0, which turns a zero gradient into 0/0 = NaN).
+"""
+import numpy as np
+
+from . import _validation as v
+from . import kernels as _kernels
+from . import reference as _reference
+
+__all__ = ["Optimizer", "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW"]
+
+_BACKENDS = {"native": _kernels, "reference": _reference}
+
+# Codes of the native train step (gdcore/_network.pxi); same order as there.
+OPT_SGD, OPT_ADAGRAD, OPT_ADADELTA, OPT_RMSPROP, OPT_ADAM = range(5)
+
+
+class Optimizer:
+    """Base class: hyperparameters, step count and state of one flat buffer.
+
+    Subclasses define ``kernel`` (the update's name in gdcore.kernels), ``_defaults``
+    (ordered hyperparameter names and torch's defaults), ``_check`` (validation) and
+    ``_kernel_kwargs`` / ``_native_scalars`` (the per-step arguments).
+    """
+
+    kernel = None
+    _defaults = {}
+    _state_options = ()     # hyperparameters that shape the state (momentum, amsgrad, ...)
+
+    def __init__(self, backend="native", **hyperparameters):
+        self.backend = v.check_name(backend, "backend", tuple(_BACKENDS))
+        self._hyper = self._check(dict(self._defaults, **hyperparameters))
+        self.state = {}
+        self.step_count = 0
+
+    # -- hyperparameters ------------------------------------------------------
+
+    def __getattr__(self, name):
+        hyper = self.__dict__.get("_hyper")
+        if hyper is not None and name in hyper:
+            return hyper[name]
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+
+    @property
+    def lr(self):
+        return self._hyper["lr"]
+
+    @lr.setter
+    def lr(self, value):
+        self._hyper["lr"] = v.check_float(value, "lr", 0.0)
+
+    def __setattr__(self, name, value):
+        hyper = self.__dict__.get("_hyper")
+        if hyper is not None and name in hyper and name != "lr":
+            raise AttributeError(f"{name} is fixed at construction; only lr can change "
+                                 f"between steps")
+        object.__setattr__(self, name, value)
+
+    @property
+    def hyperparameters(self):
+        """A copy of the hyperparameters."""
+        return dict(self._hyper)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={val!r}" for k, val in self._hyper.items())
+        return f"{type(self).__name__}({args})"
+
+    # -- stepping -------------------------------------------------------------
+
+    def _ensure_state(self, params):
+        if not self.state:
+            state_options = {k: self._hyper[k] for k in self._state_options}
+            self.state = _reference.optimizer_state(self.kernel[: -len("_update")], params,
+                                                    **state_options)
+            return
+        some = next(iter(self.state.values()))
+        if some.shape != params.shape or some.dtype != params.dtype:
+            raise ValueError(
+                f"params has shape {params.shape} and dtype {params.dtype}, but this "
+                f"optimizer's state was made for shape {some.shape} and dtype {some.dtype}; "
+                f"use one optimizer per parameter buffer")
+
+    def step(self, params, grads, n_threads=None):
+        """One update of ``params`` in place from ``grads``; returns ``params``."""
+        params = v.param_vector(params, "params")
+        self._ensure_state(params)
+        update = getattr(_BACKENDS[self.backend], self.kernel)
+        kwargs = self._kernel_kwargs(self.step_count + 1)
+        update(params, grads, **self.state, **kwargs, n_threads=n_threads)
+        self.step_count += 1
+        return params
+
+    def _kernel_kwargs(self, step):
+        kwargs = dict(self._hyper)
+        for name in self._state_only:
+            kwargs.pop(name, None)
+        if self._uses_step:
+            kwargs["step"] = step
+        return kwargs
+
+    _state_only = ()
+    _uses_step = True
+
+    # -- state dict -----------------------------------------------------------
+
+    def state_dict(self):
+        """The optimizer's full state: {'optimizer', 'hyperparameters', 'step', 'state'}.
+
+        Arrays are copies; the dict holds only names, numbers and NumPy arrays, so it can
+        be stored with ``numpy.savez`` and loaded without pickle."""
+        return {
+            "optimizer": type(self).__name__,
+            "hyperparameters": dict(self._hyper),
+            "step": self.step_count,
+            "state": {name: buf.copy() for name, buf in self.state.items()},
+        }
+
+    def load_state_dict(self, state_dict):
+        """Restore a ``state_dict``: hyperparameters, step count and state buffers."""
+        try:
+            name = state_dict["optimizer"]
+            hyper = dict(state_dict["hyperparameters"])
+            step = state_dict["step"]
+            state = dict(state_dict["state"])
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"not an optimizer state_dict: missing {err}") from None
+        if name != type(self).__name__:
+            raise ValueError(f"state_dict is for {name}, not {type(self).__name__}")
+        unknown = set(hyper) - set(self._defaults)
+        if unknown:
+            raise ValueError(f"state_dict has unknown hyperparameters {sorted(unknown)}")
+        hyper = self._check(dict(self._defaults, **hyper))
+        step = v.check_int(step, "step", low=0)
+        arrays = {}
+        for key, buf in state.items():
+            buf = np.asarray(buf)
+            if buf.ndim != 1 or buf.dtype not in v.FLOAT_DTYPES:
+                raise ValueError(f"state buffer {key!r} must be a 1-D float array, got "
+                                 f"{buf.dtype} of shape {buf.shape}")
+            arrays[key] = np.array(buf, copy=True, order="C")
+        expected = set(_reference.optimizer_state(
+            self.kernel[: -len("_update")], np.zeros(0),
+            **{k: hyper[k] for k in self._state_options}))
+        if step > 0 and expected and not arrays:
+            raise ValueError("state_dict has steps but no state buffers")
+        if arrays and set(arrays) != expected:
+            raise ValueError(f"state_dict buffers {sorted(arrays)} do not match "
+                             f"{type(self).__name__}'s {sorted(expected)}")
+        self._hyper, self.step_count, self.state = hyper, step, arrays
+
+    def reset(self):
+        """Forget the state and the step count (the hyperparameters stay)."""
+        self.state = {}
+        self.step_count = 0
+
+    # -- native train step ----------------------------------------------------
+
+    def _native_plan(self):
+        """(kind code, flags, state buffers in kernel order) for the native train step."""
+        raise NotImplementedError
+
+    def _native_scalars(self, step):
+        """The float64 scalars of step ``step`` for the native train step (8 values)."""
+        raise NotImplementedError
+
+
+def _check_common(h, names):
+    for name, low, low_open in names:
+        h[name] = v.check_float(h[name], name, low, low_open=low_open)
+    return h
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum.
+
+        g = grad + weight_decay * p
+        if momentum != 0:
+            b = g  (first step);   b = momentum * b + (1 - dampening) * g  (after)
+            g = g + momentum * b  if nesterov  else  b
+        p = p - lr * g
+
+    Defaults of torch.optim.SGD: lr=1e-3, momentum=0, dampening=0, weight_decay=0,
+    nesterov=False.
+    """
+
+    kernel = "sgd_update"
+    _defaults = {"lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0,
+                 "nesterov": False}
+    _state_options = ("momentum",)
+
+    def __init__(self, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, backend="native"):
+        super().__init__(backend, lr=lr, momentum=momentum, dampening=dampening,
+                         weight_decay=weight_decay, nesterov=nesterov)
+
+    def _check(self, h):
+        _check_common(h, [("lr", 0.0, False), ("momentum", 0.0, False),
+                          ("weight_decay", 0.0, False)])
+        h["dampening"] = v.check_float(h["dampening"], "dampening")
+        h["nesterov"] = bool(h["nesterov"])
+        if h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        return h
+
+    def _native_plan(self):
+        return OPT_SGD, int(self._hyper["nesterov"]), [self.state.get("momentum_buffer")]
+
+    def _native_scalars(self, step):
+        h = self._hyper
+        return (h["lr"], h["momentum"], h["dampening"], h["weight_decay"],
+                1.0 if step == 1 else 0.0, 0.0, 0.0, 0.0)
+
+
+class Adagrad(Optimizer):
+    """Adagrad.
+
+        g = grad + weight_decay * p
+        clr = lr / (1 + (t - 1) * lr_decay)
+        s = s + g^2        (s starts at initial_accumulator_value)
+        p = p - clr * g / (sqrt(s) + eps)
+
+    Defaults of torch.optim.Adagrad: lr=1e-2, lr_decay=0, weight_decay=0,
+    initial_accumulator_value=0, eps=1e-10.
+    """
+
+    kernel = "adagrad_update"
+    _defaults = {"lr": 1e-2, "lr_decay": 0.0, "weight_decay": 0.0,
+                 "initial_accumulator_value": 0.0, "eps": 1e-10}
+    _state_options = ("initial_accumulator_value",)
+    _state_only = ("initial_accumulator_value",)
+
+    def __init__(self, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, eps=1e-10, backend="native"):
+        super().__init__(backend, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                         initial_accumulator_value=initial_accumulator_value, eps=eps)
+
+    def _check(self, h):
+        _check_common(h, [("lr", 0.0, False), ("lr_decay", 0.0, False),
+                          ("weight_decay", 0.0, False),
+                          ("initial_accumulator_value", 0.0, False), ("eps", 0.0, True)])
+        return h
+
+    def _native_plan(self):
+        return OPT_ADAGRAD, 0, [self.state["state_sum"]]
+
+    def _native_scalars(self, step):
+        h = self._hyper
+        clr = h["lr"] / (1 + (step - 1) * h["lr_decay"])
+        return (clr, h["eps"], h["weight_decay"], 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+class Adadelta(Optimizer):
+    """Adadelta (eps inside both square roots).
+
+        g = grad + weight_decay * p
+        v = rho * v + (1 - rho) * g^2
+        delta = sqrt(u + eps) / sqrt(v + eps) * g
+        u = rho * u + (1 - rho) * delta^2
+        p = p - lr * delta
+
+    Defaults of torch.optim.Adadelta: lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.
+    """
+
+    kernel = "adadelta_update"
+    _defaults = {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0}
+    _uses_step = False
+
+    def __init__(self, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, backend="native"):
+        super().__init__(backend, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+
+    def _check(self, h):
+        _check_common(h, [("lr", 0.0, False), ("eps", 0.0, True), ("weight_decay", 0.0, False)])
+        h["rho"] = v.check_float(h["rho"], "rho", 0.0, 1.0)
+        return h
+
+    def _native_plan(self):
+        return OPT_ADADELTA, 0, [self.state["square_avg"], self.state["acc_delta"]]
+
+    def _native_scalars(self, step):
+        h = self._hyper
+        return (h["lr"], h["rho"], h["eps"], h["weight_decay"], 0.0, 0.0, 0.0, 0.0)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (eps outside the square root).
+
+        g = grad + weight_decay * p
+        v = alpha * v + (1 - alpha) * g^2
+        centered:  m = m + (1 - alpha) (g - m);  avg = sqrt(v - m^2) + eps
+        else:      avg = sqrt(v) + eps
+        momentum > 0:  b = momentum * b + g / avg;  p = p - lr * b
+        else:          p = p - lr * g / avg
+
+    Defaults of torch.optim.RMSprop: lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0,
+    momentum=0, centered=False.
+    """
+
+    kernel = "rmsprop_update"
+    _defaults = {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0,
+                 "momentum": 0.0, "centered": False}
+    _state_options = ("momentum", "centered")
+    _uses_step = False
+
+    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False, backend="native"):
+        super().__init__(backend, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                         momentum=momentum, centered=centered)
+
+    def _check(self, h):
+        _check_common(h, [("lr", 0.0, False), ("alpha", 0.0, False), ("eps", 0.0, True),
+                          ("weight_decay", 0.0, False), ("momentum", 0.0, False)])
+        h["centered"] = bool(h["centered"])
+        return h
+
+    def _native_plan(self):
+        return (OPT_RMSPROP, 0, [self.state["square_avg"], self.state.get("momentum_buffer"),
+                                 self.state.get("grad_avg")])
+
+    def _native_scalars(self, step):
+        h = self._hyper
+        return (h["lr"], h["alpha"], h["eps"], h["weight_decay"], h["momentum"], 0.0, 0.0, 0.0)
+
+
+class Adam(Optimizer):
+    """Adam, with L2 weight decay coupled into the gradient.
+
+        g = grad + weight_decay * p
+        m = m + (1 - beta1) (g - m)
+        v = beta2 * v + (1 - beta2) * g^2
+        amsgrad: vmax = max(vmax, v), used in place of v below
+        p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    Defaults of torch.optim.Adam: lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+    weight_decay=0, amsgrad=False.
+    """
+
+    kernel = "adam_update"
+    _defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+                 "amsgrad": False}
+    _state_options = ("amsgrad",)
+    _decoupled = False
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, backend="native"):
+        super().__init__(backend, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad)
+
+    def _check(self, h):
+        _check_common(h, [("lr", 0.0, False), ("eps", 0.0, True), ("weight_decay", 0.0, False)])
+        h["betas"] = v.check_betas(h["betas"])
+        h["amsgrad"] = bool(h["amsgrad"])
+        return h
+
+    def _native_plan(self):
+        return (OPT_ADAM, int(self._decoupled),
+                [self.state["exp_avg"], self.state["exp_avg_sq"],
+                 self.state.get("max_exp_avg_sq")])
+
+    def _native_scalars(self, step):
+        # the scalars of torch.optim.Adam's single-tensor step, in float64
+        h = self._hyper
+        beta1, beta2 = h["betas"]
+        bias_correction1 = 1 - beta1 ** step
+        bias_correction2 = 1 - beta2 ** step
+        step_size = h["lr"] / bias_correction1
+        bias_correction2_sqrt = bias_correction2 ** 0.5
+        decay_factor = 1 - h["lr"] * h["weight_decay"]
+        return (beta1, beta2, h["eps"], h["weight_decay"], decay_factor, step_size,
+                bias_correction2_sqrt, 0.0)
+
+
+class AdamW(Adam):
+    """AdamW: Adam with decoupled weight decay, applied before the moments.
+
+        p = p * (1 - lr * weight_decay)
+        then the Adam step with weight_decay = 0
+
+    Defaults of torch.optim.AdamW: lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+    weight_decay=1e-2, amsgrad=False.
+    """
+
+    kernel = "adamw_update"
+    _defaults = dict(Adam._defaults, weight_decay=1e-2)
+    _decoupled = True
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, backend="native"):
+        Optimizer.__init__(self, backend, lr=lr, betas=betas, eps=eps,
+                           weight_decay=weight_decay, amsgrad=amsgrad)
