@@ -8,7 +8,10 @@ __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads, show_config
 from . import datasets, kernels, optim, reference, testfunctions
+from . import schedules
+from .checkpoint import load
 from .network import MLP, gradcheck
+from .training import EarlyStopping, History
 from .reference import numerical_gradient
 
 __all__ = [
@@ -24,4 +27,8 @@ __all__ = [
     "optim",
     "MLP",
     "gradcheck",
+    "load",
+    "schedules",
+    "EarlyStopping",
+    "History",
 ]

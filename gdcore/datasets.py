@@ -11,11 +11,11 @@ import gzip
 import math
 import os
 import struct
-import uuid
 import zlib
 
 import numpy as np
 
+from ._io import atomic_write
 from ._validation import check_float, check_int
 
 __all__ = ["seven_points", "spirals", "moons", "sine", "load_idx", "save_idx"]
@@ -309,19 +309,6 @@ def load_idx(path):
             raise ValueError(f"{path!r}: corrupt or truncated gzip stream: {exc}") from None
 
 
-def _fsync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_idx(path, array, compress=None):
     """Write ``array`` to an IDX file, atomically.
 
@@ -357,34 +344,12 @@ def save_idx(path, array, compress=None):
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     data = np.ascontiguousarray(array, dtype=_IDX_DTYPES[code]).reshape(-1).view(np.uint8)
 
-    directory, base = os.path.split(os.path.abspath(path))
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex}.tmp")
-        try:
-            fd = os.open(tmp, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise FileExistsError(f"could not create a temporary file next to {path!r}")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if compress:
-                # mtime=0 and no file name: the same array gives the same bytes.
-                with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as g:
-                    g.write(header)
-                    g.write(data)
-            else:
-                f.write(header)
-                f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
+    with atomic_write(path) as f:
+        if compress:
+            # mtime=0 and no file name: the same array gives the same bytes.
+            with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as g:
+                g.write(header)
+                g.write(data)
+        else:
+            f.write(header)
+            f.write(data)

@@ -185,6 +185,12 @@ class MLP:
         self._output_backward = ("identity" if CANONICAL_OUTPUT[loss] == output else output)
         self._keep = [1.0 - p for p in self.dropout] + [1.0]
         self._workspace = None
+        # training state, carried across fit/partial_fit calls and saved by save()
+        from .training import History
+        self.optimizer = None
+        self.epochs_trained = 0
+        self.lr_schedule = None
+        self.history = History()
 
     # -- construction helpers --------------------------------------------------
 
@@ -365,6 +371,80 @@ class MLP:
         elif self.loss_name == "binary_cross_entropy":
             result["accuracy"] = float(np.mean((Y > 0.5) == (T > 0.5))) if len(T) else math.nan
         return result
+
+    # -- training -------------------------------------------------------------------
+
+    def fit(self, X, T, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=None,
+            validation_split=None, validation_data=None, early_stopping=None, l1=0.0,
+            l2=0.0, input_noise=0.0, lr_schedule=None, callbacks=(), progress=None,
+            n_threads=None, step_callback=None):
+        """Train by gradient descent; returns a ``History`` of this call's epochs.
+
+        Parameters
+        ----------
+        X : ndarray (n_samples, n_in) of the network's dtype
+        T : targets: int labels (n_samples,) or one-hot rows for cross_entropy,
+            (n_samples, n_out) (or (n_samples,) for one output) otherwise
+        epochs : int >= 0
+        batch_size : int >= 1 or None
+            None: full-batch gradient descent (one step per epoch; no shuffling);
+            1: stochastic gradient descent; K: mini-batches of K (the last may be
+            smaller), reshuffled every epoch when ``shuffle``.
+        optimizer : gdcore.optim optimizer, optional
+            Default: the one from an earlier fit, else ``Adam()``.  Its state carries
+            over between calls.
+        seed : int, optional
+            Re-seeds the training generator (shuffling, dropout, noise); by default
+            the network's generator continues.
+        validation_split : float in (0, 1), optional
+            The last fraction of the samples is held out for validation.
+        validation_data : (X_val, T_val), optional
+        early_stopping : EarlyStopping or True, optional
+            Stop when the validation loss (the training loss without validation data)
+            has not improved for ``patience`` epochs, restoring the best weights.
+        l1, l2 : float >= 0
+            Penalties l1 sum |w| and 1/2 l2 sum w^2 on the weights (not the biases).
+        input_noise : float >= 0
+            Standard deviation of Gaussian noise added to the inputs in training.
+        lr_schedule : gdcore.schedules.Schedule, optional
+            Sets the optimizer's lr before every epoch; kept for later fit calls.
+        callbacks : sequence
+            Callables (or objects with ``on_epoch_end``) called with the History after
+            every epoch; a true return value stops training.
+        progress : bool or None
+            A tqdm bar over the epochs (loss and validation metrics in it); None shows
+            it when stderr is a terminal.
+        n_threads : int, optional
+        step_callback : callable, optional
+            ``step_callback(step, loss)`` after every step; this makes the epoch loop
+            return to Python between steps (otherwise one epoch is one native call).
+
+        Training stops early (``history.stopped_early``) when a callback asks, when
+        early stopping triggers, or when the loss becomes NaN or infinite.
+        """
+        from .training import fit
+        return fit(self, X, T, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                   shuffle=shuffle, seed=seed, validation_split=validation_split,
+                   validation_data=validation_data, early_stopping=early_stopping,
+                   l1=l1, l2=l2, input_noise=input_noise, lr_schedule=lr_schedule,
+                   callbacks=callbacks, progress=progress, n_threads=n_threads,
+                   step_callback=step_callback)
+
+    def partial_fit(self, X, T, optimizer=None, l1=0.0, l2=0.0, input_noise=0.0,
+                    n_threads=None):
+        """One gradient step on the batch (X, T), for online learning; returns the
+        batch loss.  Uses and updates the same training state as ``fit``: calling it
+        over the batches ``fit(..., shuffle=False)`` would make, in order, gives the
+        same parameters."""
+        from .training import partial_fit
+        return partial_fit(self, X, T, optimizer=optimizer, l1=l1, l2=l2,
+                           input_noise=input_noise, n_threads=n_threads)
+
+    def save(self, path):
+        """Save architecture, parameters and training state atomically (see
+        ``gdcore.checkpoint``); ``gd.load(path)`` restores it."""
+        from .checkpoint import save
+        save(self, path)
 
     # -- training steps -----------------------------------------------------------
 

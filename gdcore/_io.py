@@ -1,0 +1,55 @@
+"""Atomic file writes: readers see the old file or the complete new one, never a part."""
+import contextlib
+import os
+import uuid
+
+
+def fsync_directory(directory):
+    """Flush a directory entry (the rename) to disk, where the platform allows it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path):
+    """Yield a binary file object whose content replaces ``path`` on success.
+
+    The data goes to a temporary file in the same directory (created with mode 0o666
+    less the umask, like ``open(path, "wb")``), which is flushed, fsynced and renamed
+    over ``path`` with ``os.replace``; the directory is then fsynced.  If the block
+    raises, or the process dies before the rename, ``path`` is untouched and the
+    temporary file is removed (or, after a kill, left as ``.<name>.<hex>.tmp``).
+    """
+    path = os.fspath(path)
+    directory, base = os.path.split(os.path.abspath(path))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"could not create a temporary file next to {path!r}")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    fsync_directory(directory)

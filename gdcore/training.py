@@ -1,0 +1,299 @@
+"""``MLP.fit`` and ``MLP.partial_fit``: gradient descent over a data set.
+
+batch_size=None is full-batch gradient descent (one step per epoch over all samples),
+1 is stochastic gradient descent, K is mini-batch descent.  The samples are reshuffled
+every epoch by the network's seeded generator.  With the native backend one epoch is
+one native call: the mini-batches are gathered and stepped without returning to Python
+(unless a ``step_callback`` asks to see every step).
+
+Training state carries over between calls, as in Keras: the optimizer and its state,
+the random generator (shuffling, dropout, input noise), the epoch counter and the
+learning-rate schedule all live on the network, so ``fit(X, T, epochs=5)`` twice equals
+``fit(X, T, epochs=10)`` once, and a checkpoint (``net.save``) resumes exactly.
+"""
+import math
+import sys
+import time
+
+import numpy as np
+
+from . import _openmp
+from . import _validation as v
+from . import optim as _optim
+from . import schedules as _schedules
+
+__all__ = ["History", "EarlyStopping", "fit", "partial_fit"]
+
+
+class History:
+    """Per-epoch records of a training run.
+
+    Attributes are lists with one entry per epoch: ``epoch`` (the network's global
+    epoch index), ``loss`` (mean training loss over the epoch's batches, in training
+    mode: with dropout, noise and penalties), ``val_loss`` and ``val_accuracy``
+    (None without validation data; accuracy only for classifiers), ``lr`` (the
+    learning rate used) and ``seconds`` (wall time of the epoch, validation included).
+    ``stopped_early`` and ``best_epoch`` describe early stopping.
+    """
+
+    KEYS = ("epoch", "loss", "val_loss", "val_accuracy", "lr", "seconds")
+
+    def __init__(self):
+        for key in self.KEYS:
+            setattr(self, key, [])
+        self.stopped_early = False
+        self.best_epoch = None
+
+    def _append(self, **record):
+        for key in self.KEYS:
+            getattr(self, key).append(record.get(key))
+
+    def __len__(self):
+        return len(self.epoch)
+
+    def __getitem__(self, key):
+        if key not in self.KEYS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def as_dict(self):
+        return {key: list(getattr(self, key)) for key in self.KEYS}
+
+    def extend(self, other):
+        for key in self.KEYS:
+            getattr(self, key).extend(getattr(other, key))
+
+    def __repr__(self):
+        if not len(self):
+            return "History(no epochs)"
+        last = {k: getattr(self, k)[-1] for k in ("loss", "val_loss", "val_accuracy")}
+        shown = ", ".join(f"{k}={val:.4g}" for k, val in last.items() if val is not None)
+        return f"History({len(self)} epochs, last: {shown})"
+
+
+class EarlyStopping:
+    """Stop when the monitored metric has not improved for ``patience`` epochs.
+
+    Improvement means ``metric < best - min_delta``.  With ``restore_best_weights``
+    the parameters of the best epoch are put back when training stops (or ends).
+    ``monitor`` is 'val_loss' (falls back to 'loss' without validation data) or 'loss'.
+    """
+
+    def __init__(self, patience=5, min_delta=0.0, restore_best_weights=True,
+                 monitor="val_loss"):
+        self.patience = v.check_int(patience, "patience", low=0)
+        self.min_delta = v.check_float(min_delta, "min_delta", 0.0)
+        self.restore_best_weights = bool(restore_best_weights)
+        self.monitor = v.check_name(monitor, "monitor", ("val_loss", "loss"))
+
+    def __repr__(self):
+        return (f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, "
+                f"restore_best_weights={self.restore_best_weights}, "
+                f"monitor={self.monitor!r})")
+
+
+def _check_data(net, X, T, name_X="X", name_T="T"):
+    X = net._check_X(X, name_X)
+    if X.shape[0] == 0:
+        raise ValueError(f"{name_X} has no samples")
+    n_T = len(T) if hasattr(T, "__len__") else None
+    if n_T is not None and n_T != X.shape[0]:
+        raise ValueError(f"{name_X} has {X.shape[0]} samples but {name_T} has {n_T}")
+    T = net._check_T(T, X.shape[0], name_T)
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name_X} contains NaN or infinity")
+    if T.dtype.kind == "f" and not np.isfinite(T).all():
+        raise ValueError(f"{name_T} contains NaN or infinity")
+    return X, T
+
+
+def _split_validation(net, X, T, validation_split, validation_data):
+    if validation_data is not None and validation_split is not None:
+        raise ValueError("pass validation_split or validation_data, not both")
+    if validation_data is not None:
+        try:
+            Xv, Tv = validation_data
+        except (TypeError, ValueError):
+            raise TypeError("validation_data must be a pair (X_val, T_val)") from None
+        Xv, Tv = _check_data(net, Xv, Tv, "validation_data[0]", "validation_data[1]")
+        return X, T, Xv, Tv
+    if validation_split is None:
+        return X, T, None, None
+    split = v.check_float(validation_split, "validation_split", 0.0, 1.0,
+                          low_open=True, high_open=True)
+    n_val = int(round(split * X.shape[0]))
+    if n_val < 1 or n_val >= X.shape[0]:
+        raise ValueError(f"validation_split={split} leaves {X.shape[0] - n_val} training "
+                         f"and {n_val} validation samples of {X.shape[0]}; both need >= 1")
+    # the last samples, as Keras does: deterministic and independent of the seed
+    n_train = X.shape[0] - n_val
+    return X[:n_train], T[:n_train], X[n_train:], T[n_train:]
+
+
+def _resolve_optimizer(net, optimizer):
+    if optimizer is None:
+        if net.optimizer is None:
+            net.optimizer = _optim.Adam()
+        return net.optimizer
+    net._check_optimizer(optimizer)
+    net.optimizer = optimizer
+    return optimizer
+
+
+def _step_scalars(optimizer, n_steps):
+    first = optimizer.step_count + 1
+    return np.array([optimizer._native_scalars(s) for s in range(first, first + n_steps)],
+                    dtype=np.float64).reshape(n_steps, 8)
+
+
+def _progress_bar(progress, epochs, start_epoch):
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not progress or epochs == 0:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=epochs, desc=f"epochs {start_epoch + 1}-{start_epoch + epochs}",
+                unit="epoch", leave=True)
+
+
+def fit(net, X, T, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=None,
+        validation_split=None, validation_data=None, early_stopping=None, l1=0.0, l2=0.0,
+        input_noise=0.0, lr_schedule=None, callbacks=(), progress=None, n_threads=None,
+        step_callback=None):
+    """Train ``net`` on (X, T); the implementation of ``MLP.fit`` (see its docstring)."""
+    epochs = v.check_int(epochs, "epochs", low=0)
+    if batch_size is not None:
+        batch_size = v.check_int(batch_size, "batch_size", low=1)
+    l1 = v.check_float(l1, "l1", 0.0)
+    l2 = v.check_float(l2, "l2", 0.0)
+    input_noise = v.check_float(input_noise, "input_noise", 0.0)
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        if early_stopping is True:
+            early_stopping = EarlyStopping()
+        else:
+            raise TypeError(f"early_stopping must be an EarlyStopping, True or None, got "
+                            f"{early_stopping!r}")
+    if lr_schedule is not None and not isinstance(lr_schedule, _schedules.Schedule):
+        raise TypeError(f"lr_schedule must be a gdcore.schedules schedule, got "
+                        f"{type(lr_schedule).__name__}")
+    callbacks = list(callbacks) if callbacks is not None else []
+    for cb in callbacks:
+        if not (callable(cb) or hasattr(cb, "on_epoch_end")):
+            raise TypeError(f"callbacks must be callables or have on_epoch_end, got {cb!r}")
+    if step_callback is not None and not callable(step_callback):
+        raise TypeError("step_callback must be callable")
+    X, T = _check_data(net, X, T)
+    X, T, Xv, Tv = _split_validation(net, X, T, validation_split, validation_data)
+    optimizer = _resolve_optimizer(net, optimizer)
+    if seed is not None:
+        net._rng = np.random.default_rng(v.check_int(seed, "seed", low=0))
+    if lr_schedule is not None:
+        net.lr_schedule = lr_schedule
+    schedule = net.lr_schedule
+    if schedule is not None:
+        schedule.start(optimizer.lr)
+    nt = _openmp.resolve(n_threads)
+
+    N = X.shape[0]
+    B = N if batch_size is None else min(batch_size, N)
+    n_steps = math.ceil(N / B)
+    stochastic = bool(input_noise) or net._stochastic
+    history = History()
+    best, best_params, wait = math.inf, None, 0
+    bar = _progress_bar(progress, epochs, net.epochs_trained)
+    try:
+        for _ in range(epochs):
+            epoch = net.epochs_trained
+            started = time.perf_counter()
+            if schedule is not None:
+                optimizer.lr = schedule.lr_at(epoch)
+            lr = optimizer.lr
+            order = (net._rng.permutation(N).astype(np.int64)
+                     if shuffle and batch_size is not None and n_steps > 0 else None)
+            seeds = (net._rng.bit_generator.random_raw(n_steps).astype(np.uint64)
+                     if stochastic else np.zeros(n_steps, dtype=np.uint64))
+            if net.backend == "native" and step_callback is None:
+                total = _native_epoch(net, X, T, order, B, optimizer, seeds, l1, l2,
+                                      input_noise, nt, n_steps)
+            else:
+                total = _python_epoch(net, X, T, order, B, optimizer, seeds, l1, l2,
+                                      input_noise, n_threads, step_callback)
+            net.epochs_trained += 1
+            metrics = {"loss": total / N}
+            if Xv is not None:
+                metrics.update({f"val_{k}": val for k, val in
+                                net.evaluate(Xv, Tv, n_threads=n_threads).items()})
+            history._append(epoch=epoch, loss=metrics["loss"], val_loss=metrics.get("val_loss"),
+                            val_accuracy=metrics.get("val_accuracy"), lr=lr,
+                            seconds=time.perf_counter() - started)
+            net.history._append(**{k: history[k][-1] for k in History.KEYS})
+            if schedule is not None:
+                schedule.epoch_end(epoch, metrics)
+            if bar is not None:
+                bar.set_postfix({k: f"{val:.4g}" for k, val in metrics.items()})
+                bar.update(1)
+            stop = False
+            if early_stopping is not None:
+                key = early_stopping.monitor if early_stopping.monitor in metrics else "loss"
+                if metrics[key] < best - early_stopping.min_delta:
+                    best, wait = metrics[key], 0
+                    history.best_epoch = epoch
+                    if early_stopping.restore_best_weights:
+                        best_params = net.params.copy()
+                else:
+                    wait += 1
+                    stop = wait >= early_stopping.patience
+            for cb in callbacks:
+                hook = cb.on_epoch_end if hasattr(cb, "on_epoch_end") else cb
+                if hook(history):
+                    stop = True
+            if not math.isfinite(metrics["loss"]):
+                stop = True
+            if stop:
+                history.stopped_early = True
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    if early_stopping is not None and best_params is not None:
+        net.params[...] = best_params
+    return history
+
+
+def _native_epoch(net, X, T, order, B, optimizer, seeds, l1, l2, noise, nt, n_steps):
+    optimizer._ensure_state(net.params)
+    ws = net._ensure_workspace(B, noise=bool(noise), epochs=order is not None)
+    kind, flags, state = optimizer._native_plan()
+    scalars = _step_scalars(optimizer, n_steps)
+    total = ws.epoch(X, T, order, B, kind, flags, scalars, seeds, state, l1, l2, noise, nt)
+    optimizer.step_count += n_steps
+    return total
+
+
+def _python_epoch(net, X, T, order, B, optimizer, seeds, l1, l2, noise, n_threads,
+                  step_callback):
+    """The epoch as a Python loop over steps (reference backend, or step callbacks):
+    the same batches, seeds and arithmetic as the native epoch."""
+    N = X.shape[0]
+    total = 0.0
+    for k, start in enumerate(range(0, N, B)):
+        rows = order[start:start + B] if order is not None else slice(start, start + B)
+        Xb, Tb = np.ascontiguousarray(X[rows]), np.ascontiguousarray(T[rows])
+        value = net._step(Xb, Tb, optimizer, True, l1, l2, noise, int(seeds[k]), n_threads)
+        total += value * Xb.shape[0]
+        if step_callback is not None:
+            step_callback(optimizer.step_count, value)
+    return total
+
+
+def partial_fit(net, X, T, optimizer=None, l1=0.0, l2=0.0, input_noise=0.0, n_threads=None):
+    """One gradient step on the batch (X, T) with the network's training state (the
+    implementation of ``MLP.partial_fit``)."""
+    l1 = v.check_float(l1, "l1", 0.0)
+    l2 = v.check_float(l2, "l2", 0.0)
+    input_noise = v.check_float(input_noise, "input_noise", 0.0)
+    X, T = _check_data(net, X, T)
+    optimizer = _resolve_optimizer(net, optimizer)
+    seed = (int(net._rng.bit_generator.random_raw())
+            if (input_noise or net._stochastic) else 0)
+    return net._step(X, T, optimizer, True, l1, l2, input_noise, seed, n_threads)
