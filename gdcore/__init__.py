@@ -9,6 +9,8 @@ __version__ = "0.1.0"
 from ._config import get_num_threads, set_num_threads, show_config
 from . import datasets, kernels, optim, reference, testfunctions
 from . import schedules
+from .linear_model import linear_regression
+from .minimize import minimize
 from .checkpoint import load
 from .network import MLP, gradcheck
 from .training import EarlyStopping, History
@@ -31,4 +33,6 @@ __all__ = [
     "schedules",
     "EarlyStopping",
     "History",
+    "minimize",
+    "linear_regression",
 ]

@@ -368,6 +368,40 @@ cdef class NetworkWorkspace:
                 if i < len(state) and state[i] is not None else NULL
         return 0
 
+    cdef bint _batch_ok(self, object X, object T):
+        """X (B, n_in) and T (int64 labels (B,) or (B, n_out) targets) are arrays this
+        workspace takes as they are: its dtype, C-contiguous, aligned, 1 <= B <= capacity."""
+        cdef cnp.ndarray x, t
+        cdef Py_ssize_t B
+        if not (cnp.PyArray_Check(X) and cnp.PyArray_Check(T)):
+            return False
+        x, t = <cnp.ndarray>X, <cnp.ndarray>T
+        if not (cnp.PyArray_TYPE(x) == self.typenum and cnp.PyArray_NDIM(x) == 2
+                and cnp.PyArray_DIM(x, 1) == self.net.sizes[0]
+                and cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_ISALIGNED(x)
+                and cnp.PyArray_ISNOTSWAPPED(x)):
+            return False
+        B = cnp.PyArray_DIM(x, 0)
+        if B < 1 or B > self.capacity:
+            return False
+        if not (cnp.PyArray_IS_C_CONTIGUOUS(t) and cnp.PyArray_ISALIGNED(t)
+                and cnp.PyArray_ISNOTSWAPPED(t) and cnp.PyArray_DIM(t, 0) == B):
+            return False
+        if cnp.PyArray_NDIM(t) == 1:
+            return self.net.loss == LOSS_CROSS_ENTROPY and cnp.PyArray_TYPE(t) == cnp.NPY_INT64
+        return (cnp.PyArray_NDIM(t) == 2 and cnp.PyArray_TYPE(t) == self.typenum
+                and cnp.PyArray_DIM(t, 1) == self.net.sizes[self.net.n_layers])
+
+    def try_step(self, X, T, bint training, bint update, int kind, int flags, scalars,
+                 state, double l1, double l2, double noise_std, unsigned long long seed,
+                 int n_threads):
+        """``step`` when X and T pass the fast checks (see _batch_ok), else None and
+        nothing is done: the caller validates them in Python and calls ``step``."""
+        if not self._batch_ok(X, T) or (noise_std > 0 and self.net.Xn == NULL):
+            return None
+        return self.step(X, T, training, update, kind, flags, scalars, state, l1, l2,
+                         noise_std, seed, n_threads)
+
     def step(self, X, T, bint training, bint update, int kind, int flags, scalars, state,
              double l1, double l2, double noise_std, unsigned long long seed, int n_threads):
         """One step on validated arrays: X (B, n_in) of the workspace dtype, T either

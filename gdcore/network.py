@@ -184,6 +184,7 @@ class MLP:
         # the last layer's delta from the loss is dE/dU for canonical pairs only
         self._output_backward = ("identity" if CANONICAL_OUTPUT[loss] == output else output)
         self._keep = [1.0 - p for p in self.dropout] + [1.0]
+        self._stochastic = any(k < 1 for k in self._keep)
         self._workspace = None
         # training state, carried across fit/partial_fit calls and saved by save()
         from .training import History
@@ -467,10 +468,6 @@ class MLP:
         """A 64-bit seed for this step's dropout/noise, drawn only when needed."""
         return int(self._rng.bit_generator.random_raw())
 
-    @property
-    def _stochastic(self):
-        return any(k < 1 for k in self._keep)
-
     def gradient(self, X, T, n_threads=None):
         """(loss, gradient) of the data loss at the current parameters, without
         dropout or regularization; the gradient is a flat copy laid out like
@@ -486,17 +483,30 @@ class MLP:
         loss, backward, optional l1/l2 penalties on the weights (not the biases) and
         Gaussian input noise, and the optimizer's update of ``params``.  Returns the
         batch loss before the update (data loss plus penalties)."""
-        X = self._check_X(X)
-        T = self._check_T(T, X.shape[0])
-        self._check_optimizer(optimizer)
+        if not isinstance(optimizer, _optim.Optimizer):
+            self._check_optimizer(optimizer)
         if l1 or l2 or input_noise:
             l1 = v.check_float(l1, "l1", 0.0)
             l2 = v.check_float(l2, "l2", 0.0)
             input_noise = v.check_float(input_noise, "input_noise", 0.0)
         seed = self._step_seed() if (input_noise or self._stochastic) else 0
+        ws = self._workspace
+        if ws is not None and self.backend == "native":
+            # fast path: X and T checked in C; anything unusual falls through
+            optimizer._ensure_state(self.params)
+            kind, flags, state = optimizer._native_plan()
+            loss = ws.try_step(X, T, True, True, kind, flags,
+                               optimizer._native_scalars(optimizer.step_count + 1), state,
+                               l1, l2, input_noise, seed, _openmp.resolve(n_threads))
+            if loss is not None:
+                optimizer.step_count += 1
+                return loss
+        X = self._check_X(X)
+        T = self._check_T(T, X.shape[0])
         return self._step(X, T, optimizer, True, l1, l2, input_noise, seed, n_threads)
 
     def _step(self, X, T, optimizer, training, l1, l2, noise, seed, n_threads):
+        """One step on checked X, T: with ``optimizer`` None, only the gradient."""
         if self.backend == "reference":
             return self._reference_step(X, T, optimizer, training, l1, l2, noise, seed,
                                         n_threads)
@@ -509,9 +519,9 @@ class MLP:
             return ws.step(X, T, training, False, 0, 0, None, None, l1, l2, noise, seed, nt)
         optimizer._ensure_state(self.params)
         kind, flags, state = optimizer._native_plan()
-        scalars = optimizer._native_scalars(optimizer.step_count + 1)
-        loss = ws.step(X, T, training, True, kind, flags, scalars, state, l1, l2, noise,
-                       seed, nt)
+        loss = ws.step(X, T, training, True, kind, flags,
+                       optimizer._native_scalars(optimizer.step_count + 1), state, l1, l2,
+                       noise, seed, nt)
         optimizer.step_count += 1
         return loss
 

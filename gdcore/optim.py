@@ -45,6 +45,9 @@ class Optimizer:
         self._hyper = self._check(dict(self._defaults, **hyperparameters))
         self.state = {}
         self.step_count = 0
+        self._state_params = None    # the buffer the state was last checked against
+        self._plan = None            # cached _native_plan() of the current state
+        self._scalars = None         # cached step-independent scalars (reset with lr)
 
     # -- hyperparameters ------------------------------------------------------
 
@@ -61,6 +64,7 @@ class Optimizer:
     @lr.setter
     def lr(self, value):
         self._hyper["lr"] = v.check_float(value, "lr", 0.0)
+        self._scalars = None
 
     def __setattr__(self, name, value):
         hyper = self.__dict__.get("_hyper")
@@ -81,17 +85,21 @@ class Optimizer:
     # -- stepping -------------------------------------------------------------
 
     def _ensure_state(self, params):
-        if not self.state:
+        """Allocate the state on the first step; check it fits ``params`` afterwards."""
+        if params is self._state_params:
+            return
+        if not self.state and self.step_count == 0:
             state_options = {k: self._hyper[k] for k in self._state_options}
             self.state = _reference.optimizer_state(self.kernel[: -len("_update")], params,
                                                     **state_options)
-            return
-        some = next(iter(self.state.values()))
-        if some.shape != params.shape or some.dtype != params.dtype:
-            raise ValueError(
-                f"params has shape {params.shape} and dtype {params.dtype}, but this "
-                f"optimizer's state was made for shape {some.shape} and dtype {some.dtype}; "
-                f"use one optimizer per parameter buffer")
+        for buf in self.state.values():
+            if buf.shape != params.shape or buf.dtype != params.dtype:
+                raise ValueError(
+                    f"params has shape {params.shape} and dtype {params.dtype}, but this "
+                    f"optimizer's state was made for shape {buf.shape} and dtype "
+                    f"{buf.dtype}; use one optimizer per parameter buffer")
+        self._state_params = params
+        self._plan = None
 
     def step(self, params, grads, n_threads=None):
         """One update of ``params`` in place from ``grads``; returns ``params``."""
@@ -160,16 +168,27 @@ class Optimizer:
             raise ValueError(f"state_dict buffers {sorted(arrays)} do not match "
                              f"{type(self).__name__}'s {sorted(expected)}")
         self._hyper, self.step_count, self.state = hyper, step, arrays
+        self._state_params = None
+        self._plan = None
+        self._scalars = None
 
     def reset(self):
         """Forget the state and the step count (the hyperparameters stay)."""
         self.state = {}
         self.step_count = 0
+        self._state_params = None
+        self._plan = None
 
     # -- native train step ----------------------------------------------------
 
     def _native_plan(self):
-        """(kind code, flags, state buffers in kernel order) for the native train step."""
+        """(kind code, flags, state buffers in kernel order) for the native train step,
+        computed once per state."""
+        if self._plan is None:
+            self._plan = self._make_plan()
+        return self._plan
+
+    def _make_plan(self):
         raise NotImplementedError
 
     def _native_scalars(self, step):
@@ -215,13 +234,16 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         return h
 
-    def _native_plan(self):
+    def _make_plan(self):
         return OPT_SGD, int(self._hyper["nesterov"]), [self.state.get("momentum_buffer")]
 
     def _native_scalars(self, step):
-        h = self._hyper
-        return (h["lr"], h["momentum"], h["dampening"], h["weight_decay"],
-                1.0 if step == 1 else 0.0, 0.0, 0.0, 0.0)
+        # (first step, later steps): only the buffer's initialisation depends on the step
+        if self._scalars is None:
+            h = self._hyper
+            common = (h["lr"], h["momentum"], h["dampening"], h["weight_decay"])
+            self._scalars = (common + (1.0, 0.0, 0.0, 0.0), common + (0.0, 0.0, 0.0, 0.0))
+        return self._scalars[0] if step == 1 else self._scalars[1]
 
 
 class Adagrad(Optimizer):
@@ -253,7 +275,7 @@ class Adagrad(Optimizer):
                           ("initial_accumulator_value", 0.0, False), ("eps", 0.0, True)])
         return h
 
-    def _native_plan(self):
+    def _make_plan(self):
         return OPT_ADAGRAD, 0, [self.state["state_sum"]]
 
     def _native_scalars(self, step):
@@ -286,12 +308,14 @@ class Adadelta(Optimizer):
         h["rho"] = v.check_float(h["rho"], "rho", 0.0, 1.0)
         return h
 
-    def _native_plan(self):
+    def _make_plan(self):
         return OPT_ADADELTA, 0, [self.state["square_avg"], self.state["acc_delta"]]
 
     def _native_scalars(self, step):
-        h = self._hyper
-        return (h["lr"], h["rho"], h["eps"], h["weight_decay"], 0.0, 0.0, 0.0, 0.0)
+        if self._scalars is None:
+            h = self._hyper
+            self._scalars = (h["lr"], h["rho"], h["eps"], h["weight_decay"], 0.0, 0.0, 0.0, 0.0)
+        return self._scalars
 
 
 class RMSprop(Optimizer):
@@ -325,13 +349,16 @@ class RMSprop(Optimizer):
         h["centered"] = bool(h["centered"])
         return h
 
-    def _native_plan(self):
+    def _make_plan(self):
         return (OPT_RMSPROP, 0, [self.state["square_avg"], self.state.get("momentum_buffer"),
                                  self.state.get("grad_avg")])
 
     def _native_scalars(self, step):
-        h = self._hyper
-        return (h["lr"], h["alpha"], h["eps"], h["weight_decay"], h["momentum"], 0.0, 0.0, 0.0)
+        if self._scalars is None:
+            h = self._hyper
+            self._scalars = (h["lr"], h["alpha"], h["eps"], h["weight_decay"], h["momentum"],
+                             0.0, 0.0, 0.0)
+        return self._scalars
 
 
 class Adam(Optimizer):
@@ -364,7 +391,7 @@ class Adam(Optimizer):
         h["amsgrad"] = bool(h["amsgrad"])
         return h
 
-    def _native_plan(self):
+    def _make_plan(self):
         return (OPT_ADAM, int(self._decoupled),
                 [self.state["exp_avg"], self.state["exp_avg_sq"],
                  self.state.get("max_exp_avg_sq")])

@@ -1,0 +1,148 @@
+"""``minimize``: gradient descent on any differentiable function.
+
+    result = gd.minimize(lambda x: x**2, 5.0, lr=0.01, tol=0.1)
+    result.x, result.fun, result.nit, result.converged, result.path
+
+Plain gradient descent, x <- x - lr * grad(x), by default; any ``gdcore.optim``
+optimizer otherwise.  Iteration stops before an update when the largest absolute
+gradient component is below ``tol``, so ``nit`` counts updates and ``path`` holds the
+``nit + 1`` iterates from ``x0``.  Without ``grad`` the gradient is taken by central
+differences (``gdcore.numerical_gradient``).
+"""
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _validation as v
+from . import optim as _optim
+from .reference.gradients import numerical_gradient
+
+__all__ = ["minimize", "MinimizeResult"]
+
+
+@dataclass
+class MinimizeResult:
+    """What ``minimize`` returns.
+
+    x : float or ndarray        the last iterate (a float for a scalar x0)
+    fun : float                 fun(x)
+    grad : float or ndarray     the gradient at x
+    nit : int                   number of updates made
+    converged : bool            max |grad| < tol was reached
+    path : ndarray              every iterate, x0 first: shape (nit + 1,) for a scalar
+                                x0, (nit + 1, n) otherwise
+    message : str
+    """
+
+    x: object
+    fun: float
+    grad: object
+    nit: int
+    converged: bool
+    path: np.ndarray = field(repr=False)
+    message: str = ""
+
+
+def minimize(fun, x0, grad=None, lr=0.01, optimizer=None, tol=1e-6, max_iter=10_000,
+             callback=None, h=1e-5):
+    """Minimize ``fun`` by gradient descent from ``x0``.
+
+    Parameters
+    ----------
+    fun : callable
+        fun(x) -> float; x is a float when x0 is a scalar, a float64 array otherwise.
+    x0 : float or array_like
+    grad : callable, optional
+        grad(x) -> gradient of the shape of x.  Default: central differences of fun
+        with step ``h``.
+    lr : float > 0
+        Learning rate of plain gradient descent (ignored when ``optimizer`` is given:
+        the optimizer's own lr applies).
+    optimizer : gdcore.optim optimizer, optional
+        E.g. ``gd.optim.Adam(lr=0.1)``; it is used as given (its state continues).
+    tol : float >= 0
+        Stop when max |grad(x)| < tol.
+    max_iter : int >= 0
+        The most updates to make.
+    callback : callable, optional
+        callback(x, k) after update k (x is a copy); a true return value stops.
+    h : float > 0
+        Step of the numerical gradient.
+
+    Returns
+    -------
+    MinimizeResult
+        Iteration also stops (not converged) when x, fun or the gradient becomes NaN
+        or infinite.
+    """
+    if not callable(fun):
+        raise TypeError(f"fun must be callable, got {type(fun).__name__}")
+    if grad is not None and not callable(grad):
+        raise TypeError(f"grad must be callable or None, got {type(grad).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    if optimizer is not None and not isinstance(optimizer, _optim.Optimizer):
+        raise TypeError(f"optimizer must be a gdcore.optim optimizer, got "
+                        f"{type(optimizer).__name__}")
+    lr = v.check_float(lr, "lr", 0.0, low_open=True)
+    tol = v.check_float(tol, "tol", 0.0)
+    max_iter = v.check_int(max_iter, "max_iter", low=0)
+    h = v.check_float(h, "h", 0.0, low_open=True)
+    scalar = np.ndim(x0) == 0
+    try:
+        x = np.array(x0, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise TypeError(f"x0 must be a real number or array, got {x0!r}") from None
+    if x.size == 0:
+        raise ValueError("x0 is empty")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x0 contains NaN or infinity")
+    shape = np.shape(x0)
+
+    def as_user(flat):
+        return float(flat[0]) if scalar else flat.reshape(shape).copy()
+
+    def gradient(flat):
+        point = as_user(flat)
+        g = grad(point) if grad is not None else numerical_gradient(fun, point, h=h)
+        g = np.asarray(g, dtype=np.float64).reshape(-1)
+        if g.shape != flat.shape:
+            raise ValueError(f"grad returned {g.size} values for a point of {flat.size}")
+        return g
+
+    path = [x.copy()]
+    nit, converged, message = 0, False, "maximum number of iterations reached"
+    while True:
+        g = gradient(x)
+        if not np.all(np.isfinite(g)):
+            message = "the gradient is not finite (diverged?)"
+            break
+        if np.max(np.abs(g)) < tol:
+            converged, message = True, f"max |grad| < tol = {tol}"
+            break
+        if nit >= max_iter:
+            break
+        if optimizer is None:
+            x -= lr * g
+        else:
+            optimizer.step(x, g)
+        nit += 1
+        path.append(x.copy())
+        if not np.all(np.isfinite(x)):
+            message = "x is not finite (diverged)"
+            break
+        if callback is not None and callback(as_user(x), nit):
+            message = "stopped by the callback"
+            g = gradient(x)
+            break
+    value = float(fun(as_user(x)))
+    path = np.array(path)
+    if scalar:
+        path = path[:, 0]
+    else:
+        path = path.reshape((len(path),) + shape)
+    if not math.isfinite(value) and converged:
+        converged, message = False, "fun is not finite at the last iterate"
+    return MinimizeResult(x=as_user(x), fun=value, grad=as_user(g), nit=nit,
+                          converged=converged, path=path, message=message)
