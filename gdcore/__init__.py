@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads, show_config
 from . import datasets, kernels, optim, reference, testfunctions
-from . import schedules
+from . import model_selection, schedules
 from .linear_model import linear_regression
 from .minimize import minimize
 from .checkpoint import load
@@ -31,6 +31,7 @@ __all__ = [
     "gradcheck",
     "load",
     "schedules",
+    "model_selection",
     "EarlyStopping",
     "History",
     "minimize",
