@@ -40,8 +40,8 @@ cdef inline floating act_value(int act, floating u) noexcept nogil:
         else:
             return tanh_f64(u)
     elif act == ACT_RELU:
-        # max(u, 0) as numpy.maximum: NaN and -0.0 pass through
-        return zero if u < zero else u
+        # numpy.maximum(u, 0): NaN passes through, -0.0 becomes +0.0
+        return u if (u > zero or u != u) else zero
     return u
 
 

@@ -122,10 +122,10 @@ cdef double loss_core(int loss, const floating* Y, const floating* T,
 
 
 def loss_delta_targets(int loss, const floating[:, ::1] Y, const floating[:, ::1] T,
-                       floating[:, ::1] D, bint want_delta, int n_threads):
-    """Loss (and D when ``want_delta``) for (n_samples, n_out) targets T."""
+                       floating[:, ::1] D, int n_threads):
+    """Loss (and D unless D is None) for (n_samples, n_out) targets T."""
     cdef double value
-    cdef floating* D_ptr = ptr2(D) if want_delta else NULL
+    cdef floating* D_ptr = ptr2(D) if D is not None else NULL
     with nogil:
         value = loss_core(loss, cptr2(Y), cptr2(T), NULL, D_ptr, Y.shape[0], Y.shape[1],
                           n_threads)
@@ -133,10 +133,10 @@ def loss_delta_targets(int loss, const floating[:, ::1] Y, const floating[:, ::1
 
 
 def loss_delta_labels(int loss, const floating[:, ::1] Y, const cnp.int64_t[::1] labels,
-                      floating[:, ::1] D, bint want_delta, int n_threads):
-    """Cross-entropy loss (and D when ``want_delta``) for integer labels in [0, n_out)."""
+                      floating[:, ::1] D, int n_threads):
+    """Cross-entropy loss (and D unless D is None) for integer labels in [0, n_out)."""
     cdef double value
-    cdef floating* D_ptr = ptr2(D) if want_delta else NULL
+    cdef floating* D_ptr = ptr2(D) if D is not None else NULL
     cdef const cnp.int64_t* labels_ptr = &labels[0] if labels.shape[0] > 0 else NULL
     with nogil:
         value = loss_core(LOSS_CROSS_ENTROPY, cptr2(Y), NULL, labels_ptr, D_ptr,

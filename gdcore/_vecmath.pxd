@@ -88,6 +88,7 @@ cdef inline float tanh_f32(float x) noexcept nogil:
     cdef float e = exp_f32(a + a)
     cdef float big = <float>1.0 - <float>2.0 / (e + <float>1.0)
     big = -big if x < zero else big
+    small = x if x == zero else small      # tanh(-0.0) = -0.0
     return small if a < cut else big
 
 
@@ -102,6 +103,7 @@ cdef inline double tanh_f64(double x) noexcept nogil:
     cdef double e = exp_f64(a + a)
     cdef double big = 1.0 - 2.0 / (e + 1.0)
     big = -big if x < 0 else big
+    small = x if x == 0 else small          # tanh(-0.0) = -0.0
     return small if a < 0.625 else big
 
 

@@ -151,12 +151,12 @@ def _loss(name, Y, T, out, want_delta, n_threads):
     v.check_name(name, "loss", v.LOSSES)
     Y = v.float_array(Y, "Y", 2)
     T = v.targets(name, Y, T)
-    D = v.out_array(out, "out", Y.shape, Y.dtype, [("Y", Y), ("T", T)]) if want_delta else Y
+    D = v.out_array(out, "out", Y.shape, Y.dtype, [("Y", Y), ("T", T)]) if want_delta else None
     nt = _openmp.resolve(n_threads)
     if T.ndim == 1:
-        value = _native.loss_delta_labels(_LOSS[name], Y, T, D, want_delta, nt)
+        value = _native.loss_delta_labels(_LOSS[name], Y, T, D, nt)
     else:
-        value = _native.loss_delta_targets(_LOSS[name], Y, T, D, want_delta, nt)
+        value = _native.loss_delta_targets(_LOSS[name], Y, T, D, nt)
     return value, D
 
 

@@ -88,7 +88,9 @@ def dense_backward(X, W, Y, dY, activation, *, compute_dX=True, dX_out=None,
                         ("db_out", db_out), ("delta_out", delta_out)], what="output buffer")
     D = activation_backward(activation, Y, dY, out=delta_out)
     np.matmul(X.T, D, out=dW)
-    db[...] = D.sum(axis=0, dtype=np.float64)
+    # the rows added one after another, in float64 (NumPy's D.sum(axis=0) adds a single
+    # column pairwise; a cumulative sum is sequential by definition)
+    db[...] = np.cumsum(D, axis=0, dtype=np.float64)[-1] if n_samples else 0
     if compute_dX:
         np.matmul(D, W.T, out=dX)
     return dX, dW, db

@@ -60,7 +60,9 @@ def _delta(name, Y, T, out):
             out[np.arange(n_samples), T] -= 1
             out /= n_samples
         else:
-            out[...] = (Y * T.sum(axis=1, keepdims=True) - T) / n_samples
+            # row sums added in order, as the native kernel does (np.sum is pairwise)
+            row_sums = np.cumsum(T, axis=1)[:, -1:] if n_outputs else T[:, :0]
+            out[...] = (Y * row_sums - T) / n_samples
     elif name == "mse":
         out[...] = 2 * (Y - T) / (n_samples * n_outputs)
     else:
