@@ -40,8 +40,9 @@ cdef inline floating act_value(int act, floating u) noexcept nogil:
         else:
             return tanh_f64(u)
     elif act == ACT_RELU:
-        # numpy.maximum(u, 0): NaN passes through, -0.0 becomes +0.0
-        return u if (u > zero or u != u) else zero
+        # numpy.maximum(u, 0): NaN passes through (the comparison is false), -0.0
+        # becomes +0.0; one comparison, so the loop stays a vector select
+        return zero if u <= zero else u
     return u
 
 

@@ -18,6 +18,8 @@
 #     the optimizer's fused update over the flat buffer  one kernel call
 #
 # The optimizer's step-dependent scalars come from Python (gdcore.optim), in float64.
+# Threads: a step whose layer GEMMs are all below GEMM_MIN_PER_THREAD runs on one
+# thread throughout (see net_step).
 # Random numbers (dropout masks, input noise) come from a counter-based hash of
 # (step seed, stream, element index), splitmix64, so they do not depend on the thread
 # count and gdcore.network reproduces them exactly with NumPy for the reference backend.
@@ -127,20 +129,32 @@ cdef void add_noise(const floating* X, floating* Xn, Py_ssize_t n, double std,
 
 cdef double regularize(floating* W, floating* dW, Py_ssize_t n, double l1,
                        double l2) noexcept nogil:
-    """dW += l2 W; dW += l1 sign(W); returns 1/2 l2 sum W^2 + l1 sum |W|."""
+    """dW += l2 W; dW += l1 sign(W); returns 1/2 l2 sum W^2 + l1 sum |W|.
+
+    The gradient pass vectorises; the penalty is summed in double over four
+    interleaved partial sums added in a fixed order (independent of threads)."""
     cdef Py_ssize_t i
-    cdef floating l1_ = <floating>l1, l2_ = <floating>l2, zero = 0, w, s
-    cdef double sq = 0, ab = 0
+    cdef floating l1_ = <floating>l1, l2_ = <floating>l2, zero = 0, one = 1, w
+    cdef double[4] sq
+    cdef double[4] ab
+    cdef double x
+    if l2 != 0:
+        for i in range(n):
+            dW[i] = dW[i] + l2_ * W[i]
+    if l1 != 0:
+        for i in range(n):
+            w = W[i]
+            # numpy.sign: -1, 0 or 1, and NaN for NaN
+            dW[i] = dW[i] + l1_ * (one if w > zero else (-one if w < zero else w))
+    for i in range(4):
+        sq[i] = 0
+        ab[i] = 0
     for i in range(n):
-        w = W[i]
-        sq += <double>w * <double>w
-        ab += fabs(<double>w)
-        if l2 != 0:
-            dW[i] = dW[i] + l2_ * w
-        if l1 != 0:
-            s = (<floating>1 if w > zero else (<floating>-1 if w < zero else w))
-            dW[i] = dW[i] + l1_ * s
-    return 0.5 * l2 * sq + l1 * ab
+        x = W[i]
+        sq[i & 3] += x * x
+        ab[i & 3] += fabs(x)
+    return (0.5 * l2 * ((sq[0] + sq[1]) + (sq[2] + sq[3]))
+            + l1 * ((ab[0] + ab[1]) + (ab[2] + ab[3])))
 
 
 cdef void optimizer_core(Optim* opt, floating* p, const floating* g, Py_ssize_t n,
@@ -177,13 +191,22 @@ cdef double net_step(Net* net, const floating* X, const floating* T,
     cdef const floating* layer_in
     cdef floating* G
     cdef double value, penalty = 0
-    cdef unsigned long long key
+    cdef Py_ssize_t largest
     cdef bint drop
     if labels != NULL:
         for i in range(B):
             if labels[i] < 0 or labels[i] >= K:
                 status[0] = STATUS_BAD_LABEL
                 return NAN
+    # A step whose GEMMs are all too small for a second thread runs entirely on one:
+    # its other parallel regions (the optimizer update above all) would otherwise wake
+    # a worker that went to sleep during the single-threaded GEMMs, which costs more
+    # (tens of microseconds) than the split saves.
+    largest = 0
+    for l in range(L):
+        largest = max(largest, B * net.sizes[l] * net.sizes[l + 1])
+    if threads_for(nt, largest, GEMM_MIN_PER_THREAD) == 1:
+        nt = 1
     inp = X
     if training and reg.noise_std > 0:
         add_noise(X, <floating*>net.Xn, B * net.sizes[0], reg.noise_std,

@@ -1,39 +1,88 @@
-"""Fused optimizer updates: native kernels against their NumPy reference."""
-from .common import backend, vector
+"""Fused optimizer updates: native kernels against their NumPy reference.
 
-_OPTIMIZERS = {
-    "sgd": ("sgd_update", dict(lr=1e-3)),
-    "sgd_momentum": ("sgd_update", dict(lr=1e-3, momentum=0.9)),
-    "adagrad": ("adagrad_update", dict(lr=1e-2)),
-    "adadelta": ("adadelta_update", dict()),
-    "rmsprop": ("rmsprop_update", dict()),
-    "adam": ("adam_update", dict()),
-    "adamw": ("adamw_update", dict()),
+``TimeOptimizerUpdate`` is the throughput grid (divide by ``n`` for ns/element); the
+timed call is one steady-state step (step 2 after a first step, state buffers
+allocated and initialised in ``setup``).  ``TimeOptimizerCall`` is the small-buffer
+case written exactly as a user writes it, literal arguments and all: at 1e4 elements
+the argument checks and the call from Python are a visible part of the step.
+"""
+from .common import BACKEND_NAMES, DTYPES, THREADS, KernelBenchmark, vector
+
+# name -> (update function, optimizer_state options, hyperparameters)
+OPTIMIZERS = {
+    "sgd": ("sgd_update", {}, dict(lr=1e-3)),
+    "sgd_momentum": ("sgd_update", dict(momentum=0.9), dict(lr=1e-3, momentum=0.9)),
+    "nesterov": ("sgd_update", dict(momentum=0.9),
+                 dict(lr=1e-3, momentum=0.9, nesterov=True)),
+    "adagrad": ("adagrad_update", {}, dict(lr=1e-2)),
+    "adadelta": ("adadelta_update", {}, {}),
+    "rmsprop": ("rmsprop_update", {}, {}),
+    "rmsprop_centered_momentum": ("rmsprop_update", dict(momentum=0.9, centered=True),
+                                  dict(momentum=0.9, centered=True)),
+    "adam": ("adam_update", {}, {}),
+    "adam_amsgrad": ("adam_update", dict(amsgrad=True), dict(amsgrad=True)),
+    "adamw": ("adamw_update", {}, {}),
 }
+# updates whose bias corrections / decayed rate depend on the step number
+_STEPPED = ("sgd_update", "adagrad_update", "adam_update", "adamw_update")
 
 
-class TimeOptimizerUpdate:
-    params = (["reference", "native"], list(_OPTIMIZERS), ["float32", "float64"],
-              [10_000, 1_000_000, 10_000_000], [1, 2])
+def make_update(kernels, optimizer, dtype, n, n_threads):
+    """(update, args, kwargs) of one steady-state step: state allocated and one step
+    taken, so that momentum buffers and moments hold realistic values."""
+    func_name, state_options, hyper = OPTIMIZERS[optimizer]
+    update = getattr(kernels, func_name)
+    params = vector(n, dtype, seed=1)
+    grads = vector(n, dtype, seed=2)
+    state = kernels.optimizer_state(func_name[: -len("_update")], params, **state_options)
+    kwargs = dict(hyper, n_threads=n_threads)
+    if func_name in _STEPPED:
+        update(params, grads, **state, **kwargs, step=1)
+        kwargs["step"] = 2
+    else:
+        update(params, grads, **state, **kwargs)
+    # state as keywords: the update's argument names are optimizer_state's keys
+    kwargs.update(state)
+    return update, (params, grads), kwargs
+
+
+class TimeOptimizerUpdate(KernelBenchmark):
+    """One step over n parameters; ns/element = time / n."""
+    params = (BACKEND_NAMES, list(OPTIMIZERS), DTYPES,
+              [10_000, 1_000_000, 10_000_000], THREADS)
     param_names = ["backend", "optimizer", "dtype", "n", "n_threads"]
     timeout = 120
 
     def setup(self, backend_name, optimizer, dtype, n, n_threads):
-        if backend_name == "reference" and n_threads != 1:
-            raise NotImplementedError("the reference has no threads")
-        kernels = backend(backend_name)
-        func_name, hyper = _OPTIMIZERS[optimizer]
-        self.update = getattr(kernels, func_name)
-        self.params_ = vector(n, dtype, seed=1)
-        self.grads = vector(n, dtype, seed=2)
-        self.hyper = dict(hyper, n_threads=n_threads)
-        short = func_name[: -len("_update")]
-        self.state = kernels.optimizer_state(short, self.params_,
-                                             momentum=hyper.get("momentum", 0.0))
-        if func_name in ("sgd_update", "adagrad_update", "adam_update", "adamw_update"):
-            self.hyper["step"] = 2
-        # one step first: buffers initialised as in a running optimizer
-        self.update(self.params_, self.grads, **self.state, **self.hyper)
+        kernels = self.prepare(backend_name, n_threads)
+        self.update, self.args, self.kwargs = make_update(kernels, optimizer, dtype, n,
+                                                          n_threads)
 
     def time_update(self, backend_name, optimizer, dtype, n, n_threads):
-        self.update(self.params_, self.grads, **self.state, **self.hyper)
+        self.update(*self.args, **self.kwargs)
+
+
+class TimeOptimizerCall(KernelBenchmark):
+    """One call from Python at 1e4 elements, argument validation included: the call
+    a training loop makes, with literal keyword arguments (no ``**`` unpacking)."""
+    params = (BACKEND_NAMES, DTYPES, THREADS)
+    param_names = ["backend", "dtype", "n_threads"]
+    n = 10_000
+
+    def setup(self, backend_name, dtype, n_threads):
+        kernels = self.prepare(backend_name, n_threads)
+        self.adam_update = kernels.adam_update
+        self.sgd_update = kernels.sgd_update
+        self.p = vector(self.n, dtype, seed=1)
+        self.g = vector(self.n, dtype, seed=2)
+        self.m = vector(self.n, dtype, seed=3) * 0.1
+        self.v = vector(self.n, dtype, seed=4) ** 2 * 0.01
+        self.buf = vector(self.n, dtype, seed=5) * 0.1
+
+    def time_adam(self, backend_name, dtype, n_threads):
+        self.adam_update(self.p, self.g, self.m, self.v, step=2, lr=1e-3,
+                         n_threads=n_threads)
+
+    def time_sgd_momentum(self, backend_name, dtype, n_threads):
+        self.sgd_update(self.p, self.g, self.buf, step=2, lr=1e-3, momentum=0.9,
+                        n_threads=n_threads)
