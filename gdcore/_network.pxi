@@ -251,9 +251,16 @@ cdef double net_step(Net* net, const floating* X, const floating* T,
 
 
 cdef void gather_rows(const floating* src, floating* dst, const cnp.int64_t* rows,
-                      Py_ssize_t n_rows, Py_ssize_t width) noexcept nogil:
+                      Py_ssize_t n_rows, Py_ssize_t width, int n_threads) noexcept nogil:
+    """dst[r] = src[rows[r]]: the shuffled mini-batch, copied row by row (a memory-bound
+    copy, split between threads like the elementwise kernels)."""
     cdef Py_ssize_t r
-    for r in range(n_rows):
+    cdef int nt = threads_for(n_threads, n_rows * width, ELEMENTWISE_MIN_PER_THREAD)
+    if nt == 1:
+        for r in range(n_rows):
+            memcpy(dst + r * width, src + rows[r] * width, width * sizeof(floating))
+        return
+    for r in prange(n_rows, schedule='static', num_threads=nt):
         memcpy(dst + r * width, src + rows[r] * width, width * sizeof(floating))
 
 
@@ -274,7 +281,7 @@ cdef double net_epoch(Net* net, const floating* X, const floating* T,
     while start < N:
         B = min(batch, N - start)
         if order != NULL:
-            gather_rows(X, <floating*>net.Xb, order + start, B, n_in)
+            gather_rows(X, <floating*>net.Xb, order + start, B, n_in, nt)
             Xk = <floating*>net.Xb
             if labels != NULL:
                 for j in range(B):
@@ -282,7 +289,7 @@ cdef double net_epoch(Net* net, const floating* X, const floating* T,
                 Lk = net.Lb
                 Tk = NULL
             else:
-                gather_rows(T, <floating*>net.Tb, order + start, B, K)
+                gather_rows(T, <floating*>net.Tb, order + start, B, K, nt)
                 Tk = <floating*>net.Tb
                 Lk = NULL
         else:

@@ -17,7 +17,7 @@ def _median_us(func, quick):
     t = timeit.Timer(func)
     number, _ = t.autorange()
     if quick:
-        number = max(1, number // 4)
+        number = max(1, number // 20)
     return float(np.median(t.repeat(repeat=3 if quick else 7, number=number))) / number * 1e6
 
 
