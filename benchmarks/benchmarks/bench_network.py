@@ -55,7 +55,9 @@ class TimeTrainStep:
         self.net.train_step(self.X, self.T, self.opt, **self.kwargs)   # workspace, state
 
     def teardown(self, *params):
-        self.limits.stop()
+        limits = getattr(self, "limits", None)     # setup may have skipped the row
+        if limits is not None:
+            limits.stop()
 
     def time_train_step(self, backend_name, network, n_threads):
         self.net.train_step(self.X, self.T, self.opt, **self.kwargs)
@@ -113,7 +115,9 @@ class TimeFitEpoch:
                         for s in range(0, self.N, self.BATCH)]
 
     def teardown(self, *params):
-        self.limits.stop()
+        limits = getattr(self, "limits", None)     # setup may have skipped the row
+        if limits is not None:
+            limits.stop()
 
     def time_fit_epoch(self, backend_name, n_threads):
         self.net.fit(self.X, self.y, epochs=1, batch_size=self.BATCH, optimizer=self.opt,
