@@ -163,6 +163,42 @@ def check_no_overlap(named_arrays, what="optimizer buffer"):
                                  f"must be separate")
 
 
+def dense_layer(X, W, b=None):
+    """X (n_samples, n_in), W (n_in, n_out) and, when given, b (n_out,) of one dtype."""
+    X = float_array(X, "X", 2)
+    W = float_array(W, "W", 2, X.dtype)
+    if W.shape[0] != X.shape[1]:
+        raise ValueError(f"W must have shape (n_in, n_out) with n_in = X.shape[1] = "
+                         f"{X.shape[1]}, got {W.shape}")
+    if b is not None:
+        b = float_array(b, "b", 1, X.dtype)
+        check_shape(b, "b", (W.shape[1],), "(n_out,)")
+    return X, W, b
+
+
+def dense_backward_arrays(X, W, Y, dY, compute_dX, dX_out, dW_out, db_out, delta_out):
+    """Check the arguments of dense_backward; returns (X, W, Y, dY, dX, dW, db) with
+    the outputs allocated where not given (dX None unless ``compute_dX``).  The output
+    buffers may overlap no input and no other output; ``delta_out`` is checked, not
+    allocated."""
+    X, W, _ = dense_layer(X, W)
+    n_samples, n_out = X.shape[0], W.shape[1]
+    Y = float_array(Y, "Y", 2, X.dtype)
+    check_shape(Y, "Y", (n_samples, n_out), "(n_samples, n_out)")
+    dY = float_array(dY, "dY", 2, X.dtype)
+    check_shape(dY, "dY", (n_samples, n_out), "(n_samples, n_out)")
+    inputs = [("X", X), ("W", W), ("Y", Y), ("dY", dY)]
+    dW = out_array(dW_out, "dW_out", W.shape, X.dtype, inputs)
+    db = out_array(db_out, "db_out", (n_out,), X.dtype, inputs)
+    dX = out_array(dX_out, "dX_out", X.shape, X.dtype, inputs) if compute_dX else None
+    if delta_out is not None:
+        out_array(delta_out, "delta_out", Y.shape, X.dtype, inputs)
+    # the outputs are written one after another (D, dW, db, dX): none may overwrite another
+    check_no_overlap([("dX_out", dX_out if compute_dX else None), ("dW_out", dW_out),
+                      ("db_out", db_out), ("delta_out", delta_out)], what="output buffer")
+    return X, W, Y, dY, dX, dW, db
+
+
 def targets(loss_name, Y, T):
     """Normalise T for ``loss_name`` against the network output Y of shape (B, K).
 

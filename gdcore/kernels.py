@@ -20,6 +20,8 @@ one in use (the best this CPU runs, or the ``GDCORE_ISA`` environment variable's
 import importlib
 import os
 
+import numpy as np
+
 from . import _cpu, _openmp
 from . import _validation as v
 from .reference.optimizers import optimizer_state
@@ -93,23 +95,11 @@ def activation_backward(name, Y, dY, *, out=None, n_threads=None):
     return out
 
 
-def _check_layer(X, W, b=None):
-    X = v.float_array(X, "X", 2)
-    W = v.float_array(W, "W", 2, X.dtype)
-    if W.shape[0] != X.shape[1]:
-        raise ValueError(f"W must have shape (n_in, n_out) with n_in = X.shape[1] = "
-                         f"{X.shape[1]}, got {W.shape}")
-    if b is not None:
-        b = v.float_array(b, "b", 1, X.dtype)
-        v.check_shape(b, "b", (W.shape[1],), "(n_out,)")
-    return X, W, b
-
-
 def dense_forward(X, W, b, activation, *, out=None, n_threads=None):
     """Y = f(X @ W + b) in one GEMM and one fused epilogue; see
     ``gdcore.reference.dense_forward``."""
     v.check_name(activation, "activation", v.ACTIVATIONS)
-    X, W, b = _check_layer(X, W, b)
+    X, W, b = v.dense_layer(X, W, b)
     out = v.out_array(out, "out", (X.shape[0], W.shape[1]), X.dtype,
                       [("X", X), ("W", W), ("b", b)])
     _native.dense_forward(_ACT[activation], X, W, b, out, _openmp.resolve(n_threads))
@@ -123,25 +113,11 @@ def dense_backward(X, W, Y, dY, activation, *, compute_dX=True, dX_out=None,
     ``delta_out`` is the workspace for D = dY * f'(Y); it is not used (and need not be
     given) for activation 'identity', where D is dY itself."""
     v.check_name(activation, "activation", v.ACTIVATIONS)
-    X, W, _ = _check_layer(X, W)
-    n_samples, n_out = X.shape[0], W.shape[1]
-    Y = v.float_array(Y, "Y", 2, X.dtype)
-    v.check_shape(Y, "Y", (n_samples, n_out), "(n_samples, n_out)")
-    dY = v.float_array(dY, "dY", 2, X.dtype)
-    v.check_shape(dY, "dY", (n_samples, n_out), "(n_samples, n_out)")
-    inputs = [("X", X), ("W", W), ("Y", Y), ("dY", dY)]
-    dW = v.out_array(dW_out, "dW_out", W.shape, X.dtype, inputs)
-    db = v.out_array(db_out, "db_out", (n_out,), X.dtype, inputs + [("dW_out", dW)])
-    dX = (v.out_array(dX_out, "dX_out", X.shape, X.dtype, inputs + [("dW_out", dW), ("db_out", db)])
-          if compute_dX else None)
-    outputs = [("dW_out", dW), ("db_out", db), ("dX_out", dX)]
-    if activation == "identity":
-        # D is dY itself: the workspace, when given, is checked but not written
-        if delta_out is not None:
-            v.out_array(delta_out, "delta_out", Y.shape, X.dtype, inputs + outputs)
-        delta = None
-    else:
-        delta = v.out_array(delta_out, "delta_out", Y.shape, X.dtype, inputs + outputs)
+    X, W, Y, dY, dX, dW, db = v.dense_backward_arrays(X, W, Y, dY, compute_dX, dX_out,
+                                                      dW_out, db_out, delta_out)
+    # with 'identity', D is dY itself: the workspace, when given, is not written
+    delta = None if activation == "identity" else (
+        delta_out if delta_out is not None else np.empty(Y.shape, dtype=Y.dtype))
     _native.dense_backward(_ACT[activation], X, W, Y, dY, delta, dX, dW, db,
                            _openmp.resolve(n_threads))
     return dX, dW, db

@@ -19,6 +19,7 @@ import numpy as np
 from . import _validation as v
 from . import kernels as _kernels
 from . import reference as _reference
+from .reference.optimizers import adam_step_scalars
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW"]
 
@@ -400,10 +401,7 @@ class Adam(Optimizer):
         # the scalars of torch.optim.Adam's single-tensor step, in float64
         h = self._hyper
         beta1, beta2 = h["betas"]
-        bias_correction1 = 1 - beta1 ** step
-        bias_correction2 = 1 - beta2 ** step
-        step_size = h["lr"] / bias_correction1
-        bias_correction2_sqrt = bias_correction2 ** 0.5
+        step_size, bias_correction2_sqrt = adam_step_scalars(h["lr"], beta1, beta2, step)
         decay_factor = 1 - h["lr"] * h["weight_decay"]
         return (beta1, beta2, h["eps"], h["weight_decay"], decay_factor, step_size,
                 bias_correction2_sqrt, 0.0)

@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -10,11 +11,14 @@ from gdcore import cli
 
 
 def _run(*args, timeout=300):
+    """``python -m gdcore ...`` importing the same gdcore as this process, started
+    outside the source tree (``-m`` puts the working directory first on the path)."""
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.abspath(gd.__file__)))
     env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
-    return subprocess.run([sys.executable, "-m", "gdcore", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    with tempfile.TemporaryDirectory() as cwd:
+        return subprocess.run([sys.executable, "-m", "gdcore", *args], capture_output=True,
+                              text=True, timeout=timeout, env=env, cwd=cwd)
 
 
 def test_info_prints_the_configuration():

@@ -10,18 +10,6 @@ from .. import _validation as v
 from .activations import activation as _activation, activation_backward
 
 
-def _check_layer(X, W, b=None):
-    X = v.float_array(X, "X", 2)
-    W = v.float_array(W, "W", 2, X.dtype)
-    if W.shape[0] != X.shape[1]:
-        raise ValueError(f"W must have shape (n_in, n_out) with n_in = X.shape[1] = "
-                         f"{X.shape[1]}, got {W.shape}")
-    if b is not None:
-        b = v.float_array(b, "b", 1, X.dtype)
-        v.check_shape(b, "b", (W.shape[1],), "(n_out,)")
-    return X, W, b
-
-
 def dense_forward(X, W, b, activation, *, out=None, n_threads=None):
     """Y = f(X @ W + b).
 
@@ -39,7 +27,7 @@ def dense_forward(X, W, b, activation, *, out=None, n_threads=None):
     Y : ndarray of shape (n_samples, n_out)
     """
     v.check_name(activation, "activation", v.ACTIVATIONS)
-    X, W, b = _check_layer(X, W, b)
+    X, W, b = v.dense_layer(X, W, b)
     out = v.out_array(out, "out", (X.shape[0], W.shape[1]), X.dtype,
                       [("X", X), ("W", W), ("b", b)])
     U = X @ W if b is None else X @ W + b
@@ -71,21 +59,9 @@ def dense_backward(X, W, Y, dY, activation, *, compute_dX=True, dX_out=None,
     (dX or None, dW, db)
     """
     v.check_name(activation, "activation", v.ACTIVATIONS)
-    X, W, _ = _check_layer(X, W)
-    n_samples, n_out = X.shape[0], W.shape[1]
-    Y = v.float_array(Y, "Y", 2, X.dtype)
-    v.check_shape(Y, "Y", (n_samples, n_out), "(n_samples, n_out)")
-    dY = v.float_array(dY, "dY", 2, X.dtype)
-    v.check_shape(dY, "dY", (n_samples, n_out), "(n_samples, n_out)")
-    inputs = [("X", X), ("W", W), ("Y", Y), ("dY", dY)]
-    dW = v.out_array(dW_out, "dW_out", W.shape, X.dtype, inputs)
-    db = v.out_array(db_out, "db_out", (n_out,), X.dtype, inputs)
-    dX = (v.out_array(dX_out, "dX_out", X.shape, X.dtype, inputs) if compute_dX else None)
-    if delta_out is not None:
-        v.out_array(delta_out, "delta_out", Y.shape, X.dtype, inputs)
-    # The outputs are written one after another (D, dW, db, dX): none may overwrite another.
-    v.check_no_overlap([("dX_out", dX_out if compute_dX else None), ("dW_out", dW_out),
-                        ("db_out", db_out), ("delta_out", delta_out)], what="output buffer")
+    X, W, Y, dY, dX, dW, db = v.dense_backward_arrays(X, W, Y, dY, compute_dX, dX_out,
+                                                      dW_out, db_out, delta_out)
+    n_samples = X.shape[0]
     D = activation_backward(activation, Y, dY, out=delta_out)
     np.matmul(X.T, D, out=dW)
     # the rows added one after another, in float64 (NumPy's D.sum(axis=0) adds a single

@@ -217,6 +217,14 @@ def rmsprop_update(params, grads, square_avg, momentum_buffer=None, grad_avg=Non
     return params
 
 
+def adam_step_scalars(lr, beta1, beta2, step):
+    """(step_size, sqrt(bias_correction2)) of Adam's step ``step``, in float64, as
+    torch.optim.Adam computes them: lr / (1 - beta1^t) and (1 - beta2^t) ** 0.5."""
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    return lr / bias_correction1, bias_correction2 ** 0.5
+
+
 def _adam(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, betas, eps,
           weight_decay, amsgrad, decoupled):
     step = _check_step(step)
@@ -240,10 +248,7 @@ def _adam(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, betas, e
     _lerp_(exp_avg, g, 1 - beta1)
     exp_avg_sq *= beta2
     exp_avg_sq += (1 - beta2) * g * g
-    bias_correction1 = 1 - beta1 ** step
-    bias_correction2 = 1 - beta2 ** step
-    step_size = lr / bias_correction1
-    bias_correction2_sqrt = bias_correction2 ** 0.5
+    step_size, bias_correction2_sqrt = adam_step_scalars(lr, beta1, beta2, step)
     if amsgrad:
         np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
         denom = np.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps
