@@ -122,11 +122,13 @@ cdef inline void* data(object a):
     return cnp.PyArray_DATA(<cnp.ndarray>a) if a is not None else NULL
 
 
-cdef inline void split_range(Py_ssize_t n, int nt, int t, Py_ssize_t* start,
-                             Py_ssize_t* stop) noexcept nogil:
-    cdef Py_ssize_t block = (ceil_div(n, nt) + ALIGN_ELEMENTS - 1) // ALIGN_ELEMENTS * ALIGN_ELEMENTS
-    start[0] = min(t * block, n)
-    stop[0] = min((t + 1) * block, n)
+cdef inline Py_ssize_t thread_block(Py_ssize_t n, int nt) noexcept nogil:
+    """Elements per thread: n split into nt contiguous ranges starting on 64-byte
+    boundaries.  Thread t works on [min(t * block, n), min((t + 1) * block, n)).
+
+    The range bounds are assigned directly in the prange body (never through a pointer
+    to variables of the enclosing function), so that Cython makes them thread-private."""
+    return (ceil_div(n, nt) + ALIGN_ELEMENTS - 1) // ALIGN_ELEMENTS * ALIGN_ELEMENTS
 
 
 # ---- SGD ------------------------------------------------------------------------
@@ -167,12 +169,14 @@ cdef void sgd_core(floating* p, const floating* g, floating* buf, Py_ssize_t n, 
                    double momentum, double dampening, double weight_decay, bint nesterov,
                    bint first_step, int n_threads) noexcept nogil:
     cdef int t, nt = threads_for(n_threads, n, OPTIMIZER_MIN_PER_THREAD)
-    cdef Py_ssize_t start, stop
+    cdef Py_ssize_t start, stop, block
     if nt == 1:
         sgd_range(p, g, buf, 0, n, lr, momentum, dampening, weight_decay, nesterov, first_step)
         return
+    block = thread_block(n, nt)
     for t in prange(nt, schedule='static', num_threads=nt):
-        split_range(n, nt, t, &start, &stop)
+        start = min(t * block, n)
+        stop = min((t + 1) * block, n)
         sgd_range(p, g, buf, start, stop, lr, momentum, dampening, weight_decay, nesterov,
                   first_step)
 
@@ -237,12 +241,14 @@ cdef void adagrad_core(floating* p, const floating* g, floating* state_sum, Py_s
                        double clr, double eps, double weight_decay,
                        int n_threads) noexcept nogil:
     cdef int t, nt = threads_for(n_threads, n, OPTIMIZER_MIN_PER_THREAD)
-    cdef Py_ssize_t start, stop
+    cdef Py_ssize_t start, stop, block
     if nt == 1:
         adagrad_range(p, g, state_sum, 0, n, clr, eps, weight_decay)
         return
+    block = thread_block(n, nt)
     for t in prange(nt, schedule='static', num_threads=nt):
-        split_range(n, nt, t, &start, &stop)
+        start = min(t * block, n)
+        stop = min((t + 1) * block, n)
         adagrad_range(p, g, state_sum, start, stop, clr, eps, weight_decay)
 
 
@@ -305,12 +311,14 @@ cdef void adadelta_core(floating* p, const floating* g, floating* square_avg,
                         floating* acc_delta, Py_ssize_t n, double lr, double rho, double eps,
                         double weight_decay, int n_threads) noexcept nogil:
     cdef int t, nt = threads_for(n_threads, n, OPTIMIZER_MIN_PER_THREAD)
-    cdef Py_ssize_t start, stop
+    cdef Py_ssize_t start, stop, block
     if nt == 1:
         adadelta_range(p, g, square_avg, acc_delta, 0, n, lr, rho, eps, weight_decay)
         return
+    block = thread_block(n, nt)
     for t in prange(nt, schedule='static', num_threads=nt):
-        split_range(n, nt, t, &start, &stop)
+        start = min(t * block, n)
+        stop = min((t + 1) * block, n)
         adadelta_range(p, g, square_avg, acc_delta, start, stop, lr, rho, eps, weight_decay)
 
 
@@ -415,13 +423,15 @@ cdef void rmsprop_core(floating* p, const floating* g, floating* square_avg,
                        double lr, double alpha, double eps, double weight_decay,
                        double momentum, int n_threads) noexcept nogil:
     cdef int t, nt = threads_for(n_threads, n, OPTIMIZER_MIN_PER_THREAD)
-    cdef Py_ssize_t start, stop
+    cdef Py_ssize_t start, stop, block
     if nt == 1:
         rmsprop_range(p, g, square_avg, momentum_buffer, grad_avg, 0, n, lr, alpha, eps,
                       weight_decay, momentum)
         return
+    block = thread_block(n, nt)
     for t in prange(nt, schedule='static', num_threads=nt):
-        split_range(n, nt, t, &start, &stop)
+        start = min(t * block, n)
+        stop = min((t + 1) * block, n)
         rmsprop_range(p, g, square_avg, momentum_buffer, grad_avg, start, stop, lr, alpha,
                       eps, weight_decay, momentum)
 
@@ -529,13 +539,15 @@ cdef void adam_core(floating* p, const floating* g, floating* exp_avg, floating*
                     double step_size, double bias_correction2_sqrt,
                     int n_threads) noexcept nogil:
     cdef int t, nt = threads_for(n_threads, n, OPTIMIZER_MIN_PER_THREAD)
-    cdef Py_ssize_t start, stop
+    cdef Py_ssize_t start, stop, block
     if nt == 1:
         adam_range(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, 0, n, beta1, beta2, eps,
                    weight_decay, decoupled, decay_factor, step_size, bias_correction2_sqrt)
         return
+    block = thread_block(n, nt)
     for t in prange(nt, schedule='static', num_threads=nt):
-        split_range(n, nt, t, &start, &stop)
+        start = min(t * block, n)
+        stop = min((t + 1) * block, n)
         adam_range(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, start, stop, beta1, beta2,
                    eps, weight_decay, decoupled, decay_factor, step_size,
                    bias_correction2_sqrt)

@@ -512,3 +512,46 @@ def test_kernels_release_the_gil():
             f"of {n} x {n} matrices: the kernel holds the GIL")
         np.testing.assert_allclose(Y, np.tanh(X @ W), rtol=1e-10, atol=1e-12)
         return
+
+
+def test_threaded_optimizer_ranges_never_collide_under_load():
+    """Regression: each thread must update exactly its own range.  The thread ranges
+    were once computed into shared variables, so under scheduling pressure a thread
+    could take the other's range (half the buffer updated twice, half not at all).
+    Repeat the 2-thread steps many times while a busy thread competes for the cores."""
+    import threading
+
+    if not gd._openmp.openmp_enabled():
+        pytest.skip("serial build")
+    stop = threading.Event()
+    A = np.random.default_rng(1).standard_normal((512, 512)).astype(np.float32)
+    B = np.empty_like(A)
+
+    def burn():            # native work without the GIL: a core kept busy
+        while not stop.is_set():
+            K.activation("tanh", A, out=B, n_threads=1)
+
+    burner = threading.Thread(target=burn, daemon=True)
+    burner.start()
+    try:
+        rng = np.random.default_rng(0)
+        n = 200_003
+        p = rng.standard_normal(n).astype(np.float32)
+        g = rng.standard_normal(n).astype(np.float32)
+        for name, state_kw, kw in [("adam", {"amsgrad": True}, {"amsgrad": True, "step": 1}),
+                                   ("sgd", {"momentum": 0.9}, {"momentum": 0.9, "step": 2}),
+                                   ("rmsprop", {"centered": True}, {"centered": True})]:
+            update = getattr(K, f"{name}_update")
+            for _ in range(50):
+                results = []
+                for nt in (1, 2):
+                    q = p.copy()
+                    state = K.optimizer_state(name, q, **state_kw)
+                    update(q, g, **state, **kw, n_threads=nt)
+                    results.append((q, state))
+                np.testing.assert_array_equal(results[1][0], results[0][0], err_msg=name)
+                for key in results[0][1]:
+                    np.testing.assert_array_equal(results[1][1][key], results[0][1][key])
+    finally:
+        stop.set()
+        burner.join()
