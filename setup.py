@@ -93,6 +93,11 @@ def _openmp_works(compiler_cmd):
 class BuildExt(build_ext):
     """Decide OpenMP and flags once, for the compiler setuptools actually uses."""
 
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:           # the three ISA builds compile side by side
+            self.parallel = os.cpu_count() or 1
+
     def build_extensions(self):
         compiler_cmd = list(self.compiler.compiler_so[:1]) if hasattr(self.compiler, "compiler_so") else ["cc"]
         debug = _env_flag("GDCORE_DEBUG")
@@ -143,7 +148,8 @@ def _extensions():
         )
         for name in EXTENSIONS
     ]
-    return cythonize(exts, compiler_directives=directives, quiet=True)
+    return cythonize(exts, compiler_directives=directives, quiet=True,
+                     nthreads=os.cpu_count() or 1)
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})

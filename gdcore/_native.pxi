@@ -14,15 +14,21 @@
 # Layers: inline elementwise math (_vecmath.pxd) -> nogil cores over raw pointers,
 # parallelised with prange over fixed chunks -> thin def wrappers that take validated
 # arrays (gdcore.kernels validates; the optimizer entry points validate here, in C,
-# because their Python overhead would exceed the work of a 1e4-element step).
+# because their Python overhead would exceed the work of a 1e4-element step) -> the
+# network's whole training step and epoch loop (_network.pxi) on top of the cores.
+#
+# prange rule: a variable of the enclosing function that a prange body assigns is made
+# private by Cython only when the body assigns it directly; one written through a
+# pointer stays shared between threads (a race).  Compute each thread's range inside
+# the body, as the cores here do.
 from cython cimport floating
-from cython.parallel cimport prange, parallel
+from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf, log, pow, isfinite, NAN, INFINITY
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy
 
 cimport numpy as cnp
 
-from gdcore._openmp cimport threads_for, omp_get_thread_num
+from gdcore._openmp cimport threads_for
 from gdcore._blas cimport gemm, blas_threads_single, blas_threads_restore
 from gdcore._vecmath cimport (exp_f32, exp_f64, tanh_f32, tanh_f64, sigmoid_f32,
                               sigmoid_f64)
