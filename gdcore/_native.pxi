@@ -40,3 +40,10 @@ include "_dense.pxi"
 include "_losses.pxi"
 include "_optimizers.pxi"
 include "_network.pxi"
+
+# The size rules of the cores, as Python numbers (gdcore.kernels.THRESHOLDS).
+THRESHOLDS = {
+    "elementwise_min_per_thread": ELEMENTWISE_MIN_PER_THREAD,  # elements
+    "optimizer_min_per_thread": OPTIMIZER_MIN_PER_THREAD,      # elements of a step
+    "gemm_min_per_thread": GEMM_MIN_PER_THREAD,                # multiply-adds of a layer
+}

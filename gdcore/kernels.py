@@ -51,11 +51,8 @@ def _load_native():
 
 ISA, _native = _load_native()
 
-THRESHOLDS = {
-    "elementwise_min_per_thread": 32768,     # elements (activations, deltas, losses)
-    "optimizer_min_per_thread": 65536,       # elements of an optimizer step
-    "gemm_min_per_thread": 4_000_000,        # multiply-adds of a dense layer's GEMMs
-}
+# the size rules of the cores, read from the compiled module (never a copy)
+THRESHOLDS = dict(_native.THRESHOLDS)
 
 __all__ = [
     "activation", "activation_backward", "dense_forward", "dense_backward",
