@@ -81,6 +81,7 @@ cdef struct Net:
     void* Xb
     void* Tb
     cnp.int64_t* Lb
+    void* sw                  # sample weights (B,) of the current step, or NULL
 
 
 cdef struct Optim:
@@ -177,6 +178,31 @@ cdef void optimizer_core(Optim* opt, floating* p, const floating* g, Py_ssize_t 
                   s[4], s[5], s[6], nt)
 
 
+cdef double weighted_loss_core(int loss, const floating* Y, const floating* T,
+                               const cnp.int64_t* labels, const floating* sw,
+                               floating* D, Py_ssize_t n_samples,
+                               Py_ssize_t n_out) noexcept nogil:
+    """The sample-weighted batch loss sum_i w_i E_i / sum_i w_i and its delta
+    D_i = w_i (Y_i - T_i) / sum_i w_i (scikit-learn's weighted MLP loss).  Serial, in
+    row order: the per-row terms come from loss_rows, so each is the unweighted one."""
+    cdef Py_ssize_t i, j
+    cdef double total = 0, sw_sum = 0, row
+    cdef floating scale
+    for i in range(n_samples):
+        sw_sum += sw[i]
+    for i in range(n_samples):
+        row = loss_rows(loss, Y, T, labels, D, i, i + 1, n_samples, n_out)
+        total += sw[i] * row
+        scale = <floating>(sw[i] * n_samples / sw_sum)
+        for j in range(n_out):
+            D[i * n_out + j] = D[i * n_out + j] * scale
+    if loss == LOSS_SQUARED_ERROR:
+        return 0.5 * total / sw_sum
+    if loss == LOSS_MSE:
+        return total / (sw_sum * n_out)
+    return -total / sw_sum
+
+
 cdef double net_step(Net* net, const floating* X, const floating* T,
                      const cnp.int64_t* labels, Py_ssize_t B, bint training,
                      Optim* opt, Regularization* reg, unsigned long long seed, int nt,
@@ -224,8 +250,12 @@ cdef double net_step(Net* net, const floating* X, const floating* T,
             layer_in = <floating*>net.Ad[l]
         else:
             layer_in = <floating*>net.A[l]
-    value = loss_core(net.loss, <floating*>net.A[L - 1], T, labels, <floating*>net.G[L - 1],
-                      B, K, nt)
+    if net.sw != NULL:
+        value = weighted_loss_core(net.loss, <floating*>net.A[L - 1], T, labels,
+                                   <floating*>net.sw, <floating*>net.G[L - 1], B, K)
+    else:
+        value = loss_core(net.loss, <floating*>net.A[L - 1], T, labels,
+                          <floating*>net.G[L - 1], B, K, nt)
     for l in range(L - 1, -1, -1):
         n_in, n_out = net.sizes[l], net.sizes[l + 1]
         G = <floating*>net.G[l]
@@ -330,6 +360,7 @@ cdef class NetworkWorkspace:
         self.typenum = cnp.PyArray_TYPE(params)
         self._arrays = [params, grads]
         self.net.n_layers = L
+        self.net.sw = NULL
         self.net.loss = loss_code
         self.net.output_backward = output_backward_code
         self.net.capacity = self.capacity
@@ -433,10 +464,13 @@ cdef class NetworkWorkspace:
                          noise_std, seed, n_threads)
 
     def step(self, X, T, bint training, bint update, int kind, int flags, scalars, state,
-             double l1, double l2, double noise_std, unsigned long long seed, int n_threads):
+             double l1, double l2, double noise_std, unsigned long long seed, int n_threads,
+             sample_weight=None):
         """One step on validated arrays: X (B, n_in) of the workspace dtype, T either
         int64 labels (B,) or (B, n_out) targets; B <= capacity.  Returns the loss
-        (data loss plus the l1/l2 penalties)."""
+        (data loss plus the l1/l2 penalties).  ``sample_weight``: validated (B,)
+        C-contiguous weights of the workspace dtype with a positive sum, for the
+        weighted loss sum_i w_i E_i / sum_i w_i."""
         cdef Optim opt
         cdef Regularization reg
         cdef int status = STATUS_OK
@@ -450,6 +484,15 @@ cdef class NetworkWorkspace:
         if update:
             self._optim(&opt, kind, flags, scalars, state)
         reg.l1, reg.l2, reg.noise_std = l1, l2, noise_std
+        if sample_weight is not None:
+            if not (cnp.PyArray_Check(sample_weight)
+                    and cnp.PyArray_TYPE(<cnp.ndarray>sample_weight) == self.typenum
+                    and cnp.PyArray_NDIM(<cnp.ndarray>sample_weight) == 1
+                    and cnp.PyArray_DIM(<cnp.ndarray>sample_weight, 0) == B
+                    and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>sample_weight)):
+                raise ValueError(f"sample_weight must be a C-contiguous ({B},) array of "
+                                 f"dtype {self.dtype}")
+            self.net.sw = cnp.PyArray_DATA(<cnp.ndarray>sample_weight)
         with nogil:
             blas_threads_single()
             if self.typenum == cnp.NPY_FLOAT32:
@@ -461,16 +504,18 @@ cdef class NetworkWorkspace:
                                  <cnp.int64_t*>t if is_labels else NULL, B, training,
                                  &opt if update else NULL, &reg, seed, n_threads, &status)
             blas_threads_restore()
+        self.net.sw = NULL
         if status == STATUS_BAD_LABEL:
             self._raise_bad_label(T)
         return value
 
     def epoch(self, X, T, order, Py_ssize_t batch, int kind, int flags,
               cnp.ndarray scalars, cnp.ndarray seeds, state, double l1, double l2,
-              double noise_std, int n_threads):
+              double noise_std, int n_threads, Py_ssize_t n_rows=-1):
         """Mini-batch steps over all N rows of X/T (in ``order`` when not None), with
         per-step optimizer scalars (n_steps, 8) and seeds (n_steps,).  Returns the sum
-        over batches of (loss x batch size)."""
+        over batches of (loss x batch size).  ``n_rows`` >= 0 takes only the first
+        n_rows rows (of ``order`` when given, else of X/T)."""
         cdef Optim opt
         cdef Regularization reg
         cdef int status = STATUS_OK
@@ -484,6 +529,10 @@ cdef class NetworkWorkspace:
         cdef const unsigned long long* seed_ptr = <unsigned long long*>cnp.PyArray_DATA(seeds)
         if batch > self.capacity or (order is not None and self.net.Xb == NULL):
             raise ValueError("the workspace cannot hold these batches")
+        if n_rows >= 0:
+            if n_rows > N or (order is not None and n_rows > len(order)):
+                raise ValueError(f"n_rows={n_rows} exceeds the rows given")
+            N = n_rows
         if order is not None:
             order_ptr = <cnp.int64_t*>cnp.PyArray_DATA(<cnp.ndarray>order)
         self._optim(&opt, kind, flags, scalars[0] if len(scalars) else (0.0,) * 8, state)

@@ -170,16 +170,7 @@ class MLP:
         n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
         self.params = np.zeros(n_params, dtype=self.dtype)
         self.grads = np.zeros(n_params, dtype=self.dtype)
-        self.layers = []
-        offset = 0
-        for n_in, n_out, act in zip(sizes[:-1], sizes[1:], self.activations):
-            w_end = offset + n_in * n_out
-            self.layers.append(Layer(
-                self.params[offset:w_end].reshape(n_in, n_out),
-                self.params[w_end:w_end + n_out],
-                self.grads[offset:w_end].reshape(n_in, n_out),
-                self.grads[w_end:w_end + n_out], act))
-            offset = w_end + n_out
+        self._bind_layers()
         self._initialize(np.random.default_rng(init_seq))
         # the last layer's delta from the loss is dE/dU for canonical pairs only
         self._output_backward = ("identity" if CANONICAL_OUTPUT[loss] == output else output)
@@ -237,6 +228,35 @@ class MLP:
             raise ValueError(f"dropout lists {len(rates)} rates for {n_hidden} hidden layers")
         return [v.check_float(p, "dropout", 0.0, 1.0, high_open=True) for p in rates]
 
+    def _bind_layers(self):
+        """(Re)create ``layers``: views of ``params`` and ``grads``, layer by layer."""
+        self.layers = []
+        offset = 0
+        sizes = self.layer_sizes
+        for n_in, n_out, act in zip(sizes[:-1], sizes[1:], self.activations):
+            w_end = offset + n_in * n_out
+            self.layers.append(Layer(
+                self.params[offset:w_end].reshape(n_in, n_out),
+                self.params[w_end:w_end + n_out],
+                self.grads[offset:w_end].reshape(n_in, n_out),
+                self.grads[w_end:w_end + n_out], act))
+            offset = w_end + n_out
+
+    # -- pickling ----------------------------------------------------------------
+
+    def __getstate__(self):
+        """Everything but the native workspace (rebuilt on the next step) and the
+        layer views (rebuilt from the flat buffers on unpickling), so a pickled or
+        deep-copied network continues training bitwise like the original."""
+        state = dict(self.__dict__)
+        state["_workspace"] = None
+        state.pop("layers", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._bind_layers()
+
     def _initialize(self, rng):
         for layer in self.layers:
             if layer.activation == "relu":
@@ -261,12 +281,22 @@ class MLP:
 
     # -- input checks -----------------------------------------------------------
 
-    def _check_X(self, X, name="X"):
+    def _check_X(self, X, name="X", convert=False):
+        """X as a C-contiguous (n_samples, n_in) array of the network's dtype.
+
+        ``convert``: any real (bool, integer or float) array-like is converted once to
+        the network's dtype (float64 data into a float32 network is rounded, as
+        scikit-learn does); otherwise (``train_step``, the hot path) the dtype must
+        already match and the error says how to convert."""
         if (type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2
                 and X.flags.c_contiguous and X.shape[1] == self.layer_sizes[0]):
             return X
         if not isinstance(X, np.ndarray):
             X = np.asarray(X)
+        if convert and X.dtype != self.dtype:
+            if X.dtype.kind not in "biuf":
+                raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
+            X = X.astype(self.dtype)
         if X.dtype != self.dtype:
             raise TypeError(f"{name} has dtype {X.dtype} but the network is {self.dtype}; "
                             f"pass {name}.astype(np.{self.dtype.name})")
@@ -278,10 +308,16 @@ class MLP:
                              f"{self.layer_sizes[0]}")
         return np.ascontiguousarray(X)
 
-    def _check_T(self, T, n_samples, name="T"):
+    def _check_T(self, T, n_samples, name="T", convert=False):
         """T in the form the kernels take: int64 labels (B,) for cross-entropy, or
-        (B, n_out) targets of the network dtype."""
+        (B, n_out) targets of the network dtype.
+
+        ``convert``: float labels that are whole numbers and (n, 1) label columns are
+        accepted for cross-entropy, and real targets of any dtype are converted once
+        to the network's dtype."""
         K = self.layer_sizes[-1]
+        if convert:
+            T = self._convert_T(T, K)
         if type(T) is np.ndarray:
             if (T.ndim == 1 and T.dtype == np.int64 and self.loss_name == "cross_entropy"
                     and T.shape[0] == n_samples and T.flags.c_contiguous):
@@ -310,8 +346,26 @@ class MLP:
         if T.dtype.kind in "iub":
             T = T.astype(self.dtype)
         elif T.dtype != self.dtype:
-            raise TypeError(f"{name} has dtype {T.dtype} but the network is {self.dtype}")
+            raise TypeError(f"{name} has dtype {T.dtype} but the network is {self.dtype}; "
+                            f"pass {name}.astype(np.{self.dtype.name})")
         return np.ascontiguousarray(T)
+
+    def _convert_T(self, T, K):
+        T = np.asarray(T)
+        if T.dtype.kind not in "biuf":
+            raise TypeError(f"T must hold numbers, got dtype {T.dtype}; map class names "
+                            f"to integers (or use gdcore.sklearn.MLPClassifier)")
+        if self.loss_name == "cross_entropy":
+            if T.ndim == 2 and T.shape[1] == 1 and K > 1:
+                T = T[:, 0]
+            if T.ndim == 1 and T.dtype.kind == "f":
+                if not (np.isfinite(T).all() and np.array_equal(T, np.round(T))):
+                    raise ValueError("T as class labels must be whole numbers")
+                T = T.astype(np.int64)
+            return T
+        if T.dtype.kind == "f" and T.dtype != self.dtype:
+            T = T.astype(self.dtype)
+        return T
 
     @staticmethod
     def _check_optimizer(optimizer):
@@ -323,8 +377,10 @@ class MLP:
     # -- inference --------------------------------------------------------------
 
     def forward(self, X, n_threads=None):
-        """The network output for X, shape (n_samples, n_out), without dropout."""
-        X = self._check_X(X)
+        """The network output for X, shape (n_samples, n_out), without dropout.
+
+        X may be any real array-like; it is converted once to the network's dtype."""
+        X = self._check_X(X, convert=True)
         kernels = _kernels if self.backend == "native" else _reference
         Y = X
         for layer in self.layers:
@@ -339,10 +395,19 @@ class MLP:
                              f"{self.loss_name!r}")
         return self.forward(X, n_threads)
 
-    def predict(self, X, n_threads=None):
+    def predict(self, X, n_threads=None, batch_size=None):
         """Class labels for classifiers (argmax of softmax; sigmoid outputs > 0.5, as
         (n_samples,) for one output), values for regression ((n_samples,) for one
-        output)."""
+        output).
+
+        ``batch_size``: forward at most this many rows at a time, so the hidden
+        activations never take more memory than one batch's (the result is the same)."""
+        if batch_size is not None:
+            batch_size = v.check_int(batch_size, "batch_size", low=1)
+            X = self._check_X(X, convert=True)
+            if X.shape[0] > batch_size:
+                return np.concatenate([self.predict(X[i:i + batch_size], n_threads)
+                                       for i in range(0, X.shape[0], batch_size)])
         Y = self.forward(X, n_threads)
         if self.loss_name == "cross_entropy":
             return Y.argmax(axis=1)
@@ -353,16 +418,18 @@ class MLP:
 
     def loss(self, X, T, n_threads=None):
         """The data loss on (X, T) without dropout or regularization."""
-        X = self._check_X(X)
-        T = self._check_T(T, X.shape[0])
+        X = self._check_X(X, convert=True)
+        T = self._check_T(T, X.shape[0], convert=True)
         kernels = _kernels if self.backend == "native" else _reference
         return kernels.loss(self.loss_name, self.forward(X, n_threads), T,
                             n_threads=n_threads)
 
     def evaluate(self, X, T, n_threads=None):
-        """{'loss': data loss, 'accuracy': fraction correct (classifiers only)}."""
-        X = self._check_X(X)
-        T = self._check_T(T, X.shape[0])
+        """{'loss': data loss, 'accuracy': fraction correct (classifiers only)}.
+
+        X and T are converted as in ``fit``."""
+        X = self._check_X(X, convert=True)
+        T = self._check_T(T, X.shape[0], convert=True)
         kernels = _kernels if self.backend == "native" else _reference
         Y = self.forward(X, n_threads)
         result = {"loss": kernels.loss(self.loss_name, Y, T, n_threads=n_threads)}
@@ -383,9 +450,13 @@ class MLP:
 
         Parameters
         ----------
-        X : ndarray (n_samples, n_in) of the network's dtype
-        T : targets: int labels (n_samples,) or one-hot rows for cross_entropy,
-            (n_samples, n_out) (or (n_samples,) for one output) otherwise
+        X : array-like (n_samples, n_in) of real numbers
+            Converted once to the network's dtype (float64 data into a float32
+            network is rounded to float32, as scikit-learn does).
+        T : targets: int labels (n_samples,) (or an (n_samples, 1) column, or floats
+            that are whole numbers) or one-hot rows for cross_entropy,
+            (n_samples, n_out) (or (n_samples,) for one output) otherwise; real
+            targets are converted to the network's dtype
         epochs : int >= 0
         batch_size : int >= 1 or None
             None: full-batch gradient descent (one step per epoch; no shuffling);
@@ -505,11 +576,17 @@ class MLP:
         T = self._check_T(T, X.shape[0])
         return self._step(X, T, optimizer, True, l1, l2, input_noise, seed, n_threads)
 
-    def _step(self, X, T, optimizer, training, l1, l2, noise, seed, n_threads):
-        """One step on checked X, T: with ``optimizer`` None, only the gradient."""
+    def _step(self, X, T, optimizer, training, l1, l2, noise, seed, n_threads,
+              sample_weight=None):
+        """One step on checked X, T: with ``optimizer`` None, only the gradient.
+        ``sample_weight``: checked (B,) weights of the network dtype with a positive
+        sum, for the weighted loss sum_i w_i E_i / sum_i w_i."""
         if self.backend == "reference":
             return self._reference_step(X, T, optimizer, training, l1, l2, noise, seed,
-                                        n_threads)
+                                        n_threads, sample_weight)
+        if sample_weight is not None:
+            return self._weighted_step(X, T, optimizer, training, l1, l2, noise, seed,
+                                       n_threads, sample_weight)
         ws = self._workspace
         if (ws is None or ws.capacity < X.shape[0]
                 or (noise and not ws.has_noise_buffer)):
@@ -525,7 +602,25 @@ class MLP:
         optimizer.step_count += 1
         return loss
 
-    def _reference_step(self, X, T, optimizer, training, l1, l2, noise, seed, n_threads):
+    def _weighted_step(self, X, T, optimizer, training, l1, l2, noise, seed, n_threads,
+                       sample_weight):
+        """The native step with per-sample weights (a separate method so that the
+        unweighted step stays exactly as it is)."""
+        ws = self._ensure_workspace(X.shape[0], noise=bool(noise))
+        nt = _openmp.resolve(n_threads)
+        if optimizer is None:
+            return ws.step(X, T, training, False, 0, 0, None, None, l1, l2, noise, seed, nt,
+                           sample_weight)
+        optimizer._ensure_state(self.params)
+        kind, flags, state = optimizer._native_plan()
+        loss = ws.step(X, T, training, True, kind, flags,
+                       optimizer._native_scalars(optimizer.step_count + 1), state, l1, l2,
+                       noise, seed, nt, sample_weight)
+        optimizer.step_count += 1
+        return loss
+
+    def _reference_step(self, X, T, optimizer, training, l1, l2, noise, seed, n_threads,
+                        sample_weight=None):
         """The native step, written with gdcore.reference kernels."""
         R = _reference
         if training and noise:
@@ -542,7 +637,11 @@ class MLP:
                 layer_in = np.where(mask, Y * self.dtype.type(1 / keep), 0).astype(self.dtype)
             else:
                 layer_in = Y
-        loss, G = R.loss_delta(self.loss_name, outputs[-1], T)
+        if sample_weight is None:
+            loss, G = R.loss_delta(self.loss_name, outputs[-1], T)
+        else:
+            from .reference.losses import weighted_loss_delta
+            loss, G = weighted_loss_delta(self.loss_name, outputs[-1], T, sample_weight)
         for l in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[l]
             keep = self._keep[l]

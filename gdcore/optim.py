@@ -83,6 +83,18 @@ class Optimizer:
         args = ", ".join(f"{k}={val!r}" for k, val in self._hyper.items())
         return f"{type(self).__name__}({args})"
 
+    # -- pickling -------------------------------------------------------------
+
+    def __getstate__(self):
+        """Hyperparameters, step count and state buffers; the caches tied to one
+        parameter buffer are dropped and rebuilt on the next step."""
+        state = dict(self.__dict__)
+        state.update(_state_params=None, _plan=None, _scalars=None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
     # -- stepping -------------------------------------------------------------
 
     def _ensure_state(self, params):

@@ -93,13 +93,13 @@ class EarlyStopping:
 
 
 def _check_data(net, X, T, name_X="X", name_T="T"):
-    X = net._check_X(X, name_X)
+    X = net._check_X(X, name_X, convert=True)
     if X.shape[0] == 0:
         raise ValueError(f"{name_X} has no samples")
     n_T = len(T) if hasattr(T, "__len__") else None
     if n_T is not None and n_T != X.shape[0]:
         raise ValueError(f"{name_X} has {X.shape[0]} samples but {name_T} has {n_T}")
-    T = net._check_T(T, X.shape[0], name_T)
+    T = net._check_T(T, X.shape[0], name_T, convert=True)
     if not np.isfinite(X).all():
         raise ValueError(f"{name_X} contains NaN or infinity")
     if T.dtype.kind == "f" and not np.isfinite(T).all():

@@ -111,3 +111,23 @@ def loss_delta(name, Y, T, *, out=None, n_threads=None):
     out = v.out_array(out, "out", Y.shape, Y.dtype, [("Y", Y), ("T", T)])
     value = _loss_value(name, Y, T)
     return value, _delta(name, Y, T, out)
+
+
+def weighted_loss_delta(name, Y, T, sample_weight):
+    """The sample-weighted loss and delta of the native weighted train step.
+
+        E = sum_i w_i E_i / sum_i w_i            (E_i: sample i's term of ``loss``)
+        D_i = w_i * B / sum_i w_i * D_i^unweighted   (= w_i (Y_i - T_i) / sum_i w_i)
+
+    (scikit-learn's weighted MLP loss).  ``sample_weight`` is (n_samples,) of Y's
+    dtype with a positive sum; other parameters are those of ``loss_delta``.
+    """
+    Y, T = _prepare(name, Y, T)
+    w = np.asarray(sample_weight)
+    n_samples = Y.shape[0]
+    rows = [_loss_value(name, Y[i:i + 1], T[i:i + 1]) for i in range(n_samples)]
+    w64 = w.astype(np.float64)
+    sw_sum = float(np.sum(w64))
+    D = _delta(name, Y, T, np.empty_like(Y))
+    D *= (w64 * n_samples / sw_sum).astype(Y.dtype)[:, None]
+    return float(np.dot(w64, rows) / sw_sum), D
