@@ -404,8 +404,10 @@ def test_fit_rejects_bad_data():
         net.fit(bad, y, progress=False)
     with pytest.raises(ValueError, match="no samples"):
         net.fit(X[:0], y[:0], progress=False)
-    with pytest.raises(TypeError, match="float64"):
-        net.fit(X.astype(np.float64), y, progress=False)
+    with pytest.raises(TypeError, match="real numbers"):
+        net.fit(X.astype(np.complex64), y, progress=False)
+    with pytest.raises(ValueError, match="whole numbers"):
+        net.fit(X, y + 0.5, progress=False)
     assert net.epochs_trained == 0 and net.optimizer is None
 
 
