@@ -34,7 +34,8 @@ How scikit-learn's training maps onto gdcore
   ``eps_t = epsilon / sqrt(1 - beta_2^t)``, passed to the fused native update.
 - ``solver="lbfgs"``: ``scipy.optimize.minimize(method="L-BFGS-B", jac=True)`` with
   scikit-learn's options (maxiter=max_iter, maxfun=max_fun, gtol=tol) on gdcore's
-  native full-batch loss and gradient.
+  native full-batch loss and gradient.  The weights keep the network's dtype
+  (scikit-learn's lbfgs returns float64 weights for float32 data).
 - A ``gdcore.optim`` optimizer instance as ``solver`` trains with that optimizer's
   own (torch) rules and hyperparameters, in scikit-learn's epoch loop (like "adam":
   constant learning rate, stops after ``n_iter_no_change`` epochs without
