@@ -42,7 +42,9 @@ How scikit-learn's training maps onto gdcore
   improvement); ``learning_rate*``, ``momentum``, ``beta_*`` and ``epsilon`` are then
   unused.  A copy is trained; the instance passed in is never modified.
 - ``sample_weight``: the weighted loss sum_i w_i E_i / sum_i w_i and delta
-  w_i (Y_i - T_i) / sum_i w_i of scikit-learn, computed in the native step.
+  w_i (Y_i - T_i) / sum_i w_i of scikit-learn, computed in the native step.  A
+  mini-batch whose weights sum to 0 makes no step (scikit-learn would divide by 0);
+  L-BFGS needs a positive total weight.
 
 gdcore extras (further keyword arguments)
 -----------------------------------------
@@ -416,6 +418,8 @@ class _GDCoreMLP:
         Xb = np.ascontiguousarray(Xb, dtype=net.dtype)
         Tb = np.ascontiguousarray(Tb)
         n = Xb.shape[0] if swb is None else float(np.sum(swb, dtype=np.float64))
+        if n <= 0:
+            return 0.0          # a batch without weight: no step (see the module doc)
         l2 = self.alpha / n
         penalty = self._penalty(l2) if self._loss_scale != 1.0 else 0.0
         seed = int(net._rng.bit_generator.random_raw()) if net._stochastic else 0
@@ -435,6 +439,8 @@ class _GDCoreMLP:
         n_samples = X.shape[0]
         sw_sum = n_samples if sample_weight is None else float(np.sum(sample_weight,
                                                                      dtype=np.float64))
+        if sw_sum <= 0:
+            raise ValueError("sample_weight must have a positive sum")
         l2 = self.alpha / sw_sum
         weight_mask = np.zeros(net.n_params, dtype=bool)
         for layer in net.layers:
@@ -454,6 +460,8 @@ class _GDCoreMLP:
                     sample_weight[rows])
                 share = (Xb.shape[0] if swb is None
                          else float(np.sum(swb, dtype=np.float64))) / sw_sum
+                if share <= 0:
+                    continue
                 value = net._step(Xb, T[rows], None, False, 0.0, 0.0, 0.0, 0,
                                   self.n_threads, sample_weight=swb)
                 loss += share * value

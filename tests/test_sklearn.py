@@ -145,6 +145,7 @@ def test_weighted_native_step_matches_reference(dtype, n_threads, loss, output, 
     else:
         T = rng.uniform(0, 1, (n, 4)).astype(dtype)
     w = rng.uniform(0, 3, n).astype(dtype)
+    w_before = w.copy()
     nets = [gd.MLP(sizes, activation="tanh", output=output, loss=loss, dtype=dtype, seed=2,
                    backend=b) for b in ("native", "reference")]
     opts = [optim.Adam(lr=1e-2), optim.Adam(lr=1e-2, backend="reference")]
@@ -155,6 +156,11 @@ def test_weighted_native_step_matches_reference(dtype, n_threads, loss, output, 
         assert losses[0] == pytest.approx(losses[1], rel=rtol)
         np.testing.assert_allclose(nets[0].grads, nets[1].grads, rtol=rtol, atol=rtol * 1e-2)
         np.testing.assert_allclose(nets[0].params, nets[1].params, rtol=rtol, atol=rtol * 1e-2)
+        for key in opts[0].state:
+            np.testing.assert_allclose(opts[0].state[key], opts[1].state[key], rtol=rtol,
+                                       atol=rtol * 1e-4)
+    np.testing.assert_array_equal(w, w_before)          # weights untouched
+    assert opts[0].step_count == opts[1].step_count == 3
     # unit weights give the unweighted step
     plain = gd.MLP(sizes, activation="tanh", output=output, loss=loss, dtype=dtype, seed=2)
     plain.params[...] = nets[0].params
@@ -465,3 +471,16 @@ def test_mlp_converts_inputs():
     reg = gd.MLP([2, 4, 1], output="identity")
     reg.fit(X, X[:, 0], epochs=1, progress=False)
     assert reg.predict(X, batch_size=50).shape == (len(X),)
+
+
+def test_zero_weight_batches():
+    X, y = _classification(3, n=80)
+    w = np.ones(len(y))
+    w[:40] = 0
+    params = dict(hidden_layer_sizes=(5,), solver="sgd", batch_size=20, shuffle=False,
+                  max_iter=3, random_state=0)
+    skipped = MLPClassifier(**params).fit(X, y, sample_weight=w)
+    assert skipped._optimizer.step_count == 3 * 2
+    assert np.isfinite(skipped.coefs_[0]).all()
+    with pytest.raises(ValueError, match="positive sum"):
+        MLPClassifier(solver="lbfgs").fit(X, y, sample_weight=np.zeros(len(y)))
