@@ -482,5 +482,7 @@ def test_zero_weight_batches():
     skipped = MLPClassifier(**params).fit(X, y, sample_weight=w)
     assert skipped._optimizer.step_count == 3 * 2
     assert np.isfinite(skipped.coefs_[0]).all()
+    negative = np.ones(len(y))
+    negative[0] = -len(y)
     with pytest.raises(ValueError, match="positive sum"):
-        MLPClassifier(solver="lbfgs").fit(X, y, sample_weight=np.zeros(len(y)))
+        MLPClassifier(solver="lbfgs").fit(X, y, sample_weight=negative)
