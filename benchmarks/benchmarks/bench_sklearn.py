@@ -31,6 +31,14 @@ CONFIGS = {
 IMPLS = ["gdcore", "sklearn", "gdcore_mlp"]
 
 
+def _require_sklearn():
+    """Skip the rows (NotImplementedError) in an environment without scikit-learn."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise NotImplementedError("scikit-learn is not installed here") from None
+
+
 class TimeEstimatorFit:
     params = (IMPLS, list(CONFIGS))
     param_names = ["impl", "config"]
@@ -40,6 +48,7 @@ class TimeEstimatorFit:
     N = 60_000
 
     def setup(self, impl, config):
+        _require_sklearn()
         self.limits = ThreadLimits(1).start()
         self.X = matrix(self.N, 784, "float32", seed=3)
         self.y = np.random.default_rng(4).integers(0, 10, self.N)
@@ -86,6 +95,7 @@ class TrackDigitsAccuracy:
     unit = "accuracy"
 
     def setup(self, impl):
+        _require_sklearn()
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
         X, y = load_digits(return_X_y=True)
