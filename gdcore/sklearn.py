@@ -54,6 +54,12 @@ gdcore extras (further keyword arguments)
 solvers only: L-BFGS needs a deterministic loss and rejects it).
 ``n_threads`` : threads of the native kernels (None: the library setting).
 
+Written against scikit-learn 1.9: besides the public classes it uses their helpers
+``_validate_input``, ``_initialize``/``_init_coef`` and
+``_update_no_improvement_count``, so that label handling, initialisation and stopping
+stay exactly scikit-learn's; the tests compare every solver with scikit-learn's own
+estimators, so a change there shows up as a failing comparison.
+
 Sparse X (CSR/CSC) is densified one mini-batch at a time (for L-BFGS and prediction,
 in blocks of ``SPARSE_BLOCK_ROWS`` rows), never whole.
 """
