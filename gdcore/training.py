@@ -100,11 +100,29 @@ def _check_data(net, X, T, name_X="X", name_T="T"):
     if n_T is not None and n_T != X.shape[0]:
         raise ValueError(f"{name_X} has {X.shape[0]} samples but {name_T} has {n_T}")
     T = net._check_T(T, X.shape[0], name_T)
-    if not np.isfinite(X).all():
+    if not all_finite(X):
         raise ValueError(f"{name_X} contains NaN or infinity")
-    if T.dtype.kind == "f" and not np.isfinite(T).all():
+    if T.dtype.kind == "f" and not all_finite(T):
         raise ValueError(f"{name_T} contains NaN or infinity")
     return X, T
+
+
+FINITE_CHUNK_BYTES = 1 << 22
+
+
+def all_finite(A, chunk_bytes=FINITE_CHUNK_BYTES):
+    """Whether every element of A is finite, checked a block of rows at a time.
+
+    ``np.isfinite(A).all()`` makes a boolean temporary as large as A (a quarter of a
+    float32 array): for a memory-mapped training set that is anonymous memory growing
+    with the data.  Blocks of about ``chunk_bytes`` keep the check's memory bounded
+    and read a mapped file sequentially, once.
+    """
+    if A.ndim == 0 or A.shape[0] == 0:
+        return bool(np.isfinite(A).all())
+    row_bytes = max(A[:1].nbytes, 1)
+    step = max(1, chunk_bytes // row_bytes)
+    return all(bool(np.isfinite(A[i:i + step]).all()) for i in range(0, A.shape[0], step))
 
 
 def _split_validation(net, X, T, validation_split, validation_data):
