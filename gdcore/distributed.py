@@ -13,15 +13,16 @@ How a step works.  The training set is the concatenation of the ranks' shards in
 order (rank 0's samples first), N samples in all.  Every rank draws the same global
 permutation of the N indices from the network's generator (the generator state is
 broadcast from rank 0 when training starts, so all ranks agree), and a global
-mini-batch of ``batch_size`` indices is split by ownership: each rank gathers the rows
-it holds and computes the gradient of their mean loss natively.  One
-``Allreduce(SUM)`` of a buffer ``[b_r * grads, b_r * loss]`` (b_r: the batch rows rank
-r holds) gives every rank ``sum_r b_r g_r``, which divided by the global batch size is
-the gradient of the global batch; shards of different sizes and batches that miss a
-rank entirely (b_r = 0) are weighted right.  Every rank then makes the same optimizer
-step on the same numbers, so the parameters stay identical bit for bit (MPI
-implementations give every rank the same Allreduce result, as the MPI standard
-advises; the tests assert it after every step).
+mini-batch of B = ``batch_size`` indices is split by ownership: each rank gathers the
+rows it holds (b_r of them) and computes the gradient g_r of their mean loss natively.
+One ``Allreduce(SUM)`` of the buffer ``[(b_r / B) g_r, (b_r / B) loss_r]`` gives every
+rank ``sum_r (b_r / B) g_r``, the gradient of the global batch: shards of different
+sizes, and batches that miss a rank entirely (b_r = 0), are weighted right.  Every
+rank then makes the same optimizer step on the same numbers, so the parameters stay
+identical bit for bit (MPI implementations give every rank the same Allreduce
+result, as the MPI standard advises; the tests assert it after every step).  With one
+rank the weight is 1 and the run equals the one-process ``fit`` bit for bit.  After
+a step ``net.grads`` holds this rank's own, unreduced gradient.
 
 Compared with one process on the same global batches (``net.fit`` on the concatenated
 data with the same seed) the parameters differ only by the rounding of the split
@@ -254,17 +255,17 @@ def fit(net, X, T, comm, epochs=10, batch_size=32, optimizer=None, shuffle=True,
                     step_seed = (int(seeds[k]) + rank * _RANK_SEED_STRIDE) % (1 << 64)
                     loss = net._step(Xb, Tb, None, True, l1, l2, input_noise, step_seed,
                                      n_threads)
-                    np.multiply(net.grads, net.dtype.type(b), out=reduced[:P])
-                    reduced[P] = loss * b
+                    weight = b / rows.shape[0]
+                    np.multiply(net.grads, net.dtype.type(weight), out=reduced[:P])
+                    reduced[P] = loss * weight
                 else:
                     reduced[...] = 0
                 comm.Allreduce(MPI.IN_PLACE, reduced, op=MPI.SUM)
-                np.divide(reduced[:P], net.dtype.type(rows.shape[0]), out=net.grads)
-                optimizer.step(net.params, net.grads, n_threads=nt)
+                optimizer.step(net.params, reduced[:P], n_threads=nt)
                 batch_loss = float(reduced[P])
-                total += batch_loss
+                total += batch_loss * rows.shape[0]
                 if step_callback is not None:
-                    step_callback(optimizer.step_count, batch_loss / rows.shape[0])
+                    step_callback(optimizer.step_count, batch_loss)
             net.epochs_trained += 1
             metrics = {"loss": total / N}
             if Xv is not None:

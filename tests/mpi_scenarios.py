@@ -85,6 +85,16 @@ def main(out_dir):
         meta[f"{dtype}_val_accuracy"] = h_straight.val_accuracy
         meta[f"{dtype}_lr"] = h_straight.lr
         meta[f"{dtype}_resumed_val_loss"] = h_resumed.val_loss
+    # one rank alone (a communicator of size 1) is the one-process fit, bit for bit
+    alone = comm.Split(color=rank, key=0)
+    X, T, _, _ = data("float64")
+    a, b = net_for("float64"), net_for("float64")
+    h_a = a.fit(X, T, epochs=3, batch_size=16, seed=2, optimizer=gd.optim.Adam(lr=1e-2),
+                progress=False)
+    h_b = fit(b, X, T, comm=alone, epochs=3, batch_size=16, seed=2,
+              optimizer=gd.optim.Adam(lr=1e-2))
+    meta["alone_equal"] = bool(np.array_equal(a.params, b.params) and h_a.loss == h_b.loss)
+    alone.Free()
     # every rank rejects bad input together (no rank left waiting)
     try:
         fit(net_for("float64"), np.zeros((3, 4 if rank == 1 else 5)), np.zeros(3, np.int64),

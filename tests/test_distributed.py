@@ -136,6 +136,11 @@ def test_a_bad_shard_on_one_rank_fails_on_every_rank(ranks):
     assert "rank 1" in m0["error"] and "4 features" in m0["error"]
 
 
+@needs_mpi
+def test_one_rank_equals_the_one_process_fit_bitwise(ranks):
+    assert ranks[0][1]["alone_equal"] and ranks[1][1]["alone_equal"]
+
+
 # ---- without MPI --------------------------------------------------------------------
 
 def test_shard_splits_like_array_split():
