@@ -13,8 +13,9 @@ nothing depends on pickling a network or an optimizer.
 
 Threads: every task limits the library's OpenMP threads and the BLAS pools
 (threadpoolctl) to its share of the cores, ``max(1, cpu_count // n_workers)``, so
-``n_workers`` processes never run more threads than there are cores.  Results do not
-depend on it: gdcore's kernels give the same bits for any thread count.
+``n_workers`` processes never run more threads than there are cores.  gdcore's own
+reductions give the same bits for any thread count; BLAS may round GEMMs differently
+when rows are split among another number of threads (README, Exactness).
 """
 import functools
 

@@ -260,7 +260,9 @@ def cross_validate(build, X, T, k=5, seed=0, n_jobs=1, worker_threads=None, **fi
     n_jobs : int, default 1
         Folds trained at once on joblib (-1: all cores; any joblib backend, e.g.
         Dask, through ``joblib.parallel_config``).  1 runs them here, one after the
-        other, without joblib.  The scores are the same bits either way.
+        other, without joblib.  The scores are the same bits either way when each
+        fit runs on as many threads as a serial one (``worker_threads``); with fewer,
+        GEMM rounding may differ in the last bits.
     worker_threads : int, optional
         Threads per fold with ``n_jobs != 1``; by default the cores divided among the
         workers (see ``gdcore._parallel``).
@@ -543,7 +545,9 @@ def grid_search(param_grid, X, T, validation_data=None, validation_split=0.2, bu
         network from it (with ``build`` or the default constructor), so ``build``
         must be picklable (a module-level function, or anything cloudpickle takes
         for joblib's default backend).  The table and the best network are the
-        same bits as with ``n_jobs=1``; only 'seconds' differ.
+        same bits as with ``n_jobs=1`` (only 'seconds' differ) when each fit runs on
+        as many threads as a serial one; with fewer (the default share), GEMM
+        rounding may differ in the last bits.
     worker_threads : int, optional
         Threads per combination with ``n_jobs != 1``; by default the cores divided
         among the workers, so the processes do not oversubscribe the machine.

@@ -47,8 +47,6 @@ def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("mpi")
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMPI_MCA_rmaps_base_oversubscribe="1")
-    root = str(HERE.parent)
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [_mpirun(), "-n", "2", "--oversubscribe", sys.executable,
            str(HERE / "mpi_scenarios.py"), str(out)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)

@@ -1,6 +1,5 @@
 """Data from disk: memory-mapped arrays and iterables of mini-batches in fit/predict."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -173,11 +172,10 @@ def test_memmap_training_memory_does_not_grow_with_the_file(tmp_path):
     """A 200 MiB mapped training set: one epoch and a predict stay within 16 MiB of
     anonymous memory above the baseline (the unchunked finite check alone took a
     quarter of the file, 50 MiB; the unblocked forward pass 17 MiB)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "memmap_memory.py"), "--gib", "0.1953125",
          "--path", str(tmp_path / "X.npy")],
-        env=env, capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["file_mib"] > 199
