@@ -85,6 +85,18 @@ def main(out_dir):
         meta[f"{dtype}_val_accuracy"] = h_straight.val_accuracy
         meta[f"{dtype}_lr"] = h_straight.lr
         meta[f"{dtype}_resumed_val_loss"] = h_resumed.val_loss
+    # an empty shard on rank 0, dropout and an l2 penalty
+    X, T, _, _ = data("float64")
+    Xl, Tl = (X[:0], T[:0]) if rank == 0 else (X, T)
+    net = net_for("float64")
+    fit(net, Xl, Tl, comm=comm, epochs=2, batch_size=16, seed=5, l2=1e-3,
+        optimizer=gd.optim.SGD(lr=0.1, momentum=0.9))
+    out["empty_shard"] = net.params.copy()
+    net = gd.MLP([5, 8, 3], activation="tanh", dtype="float64", seed=3, dropout=0.3)
+    Xl, Tl = local(X, SPLIT, N, rank, size), local(T, SPLIT, N, rank, size)
+    fit(net, Xl, Tl, comm=comm, epochs=2, batch_size=16, seed=5,
+        optimizer=gd.optim.Adam(lr=1e-2))
+    out["dropout"] = net.params.copy()
     # one rank alone (a communicator of size 1) is the one-process fit, bit for bit
     alone = comm.Split(color=rank, key=0)
     X, T, _, _ = data("float64")

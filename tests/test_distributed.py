@@ -135,6 +135,23 @@ def test_a_bad_shard_on_one_rank_fails_on_every_rank(ranks):
 
 
 @needs_mpi
+def test_an_empty_shard_and_penalties_and_dropout(ranks):
+    sc = _scenarios()
+    X, T, _, _ = sc.data("float64")
+    net = sc.net_for("float64")
+    net.fit(X, T, epochs=2, batch_size=16, seed=5, l2=1e-3,
+            optimizer=gd.optim.SGD(lr=0.1, momentum=0.9), progress=False)
+    (a0, _), (a1, _) = ranks
+    np.testing.assert_array_equal(a0["empty_shard"], a1["empty_shard"])
+    np.testing.assert_allclose(a0["empty_shard"], net.params, rtol=0,
+                               atol=1e-10 * np.abs(net.params).max())
+    # dropout masks are drawn per rank: equal across ranks, trained, not the 1-process run
+    np.testing.assert_array_equal(a0["dropout"], a1["dropout"])
+    start = gd.MLP([5, 8, 3], activation="tanh", dtype="float64", seed=3, dropout=0.3)
+    assert np.abs(a0["dropout"] - start.params).max() > 1e-3
+
+
+@needs_mpi
 def test_one_rank_equals_the_one_process_fit_bitwise(ranks):
     assert ranks[0][1]["alone_equal"] and ranks[1][1]["alone_equal"]
 
