@@ -231,7 +231,7 @@ def fit(net, X, T, comm, epochs=10, batch_size=32, optimizer=None, shuffle=True,
     T_buf = np.empty((min(B, X.shape[0]),) + T.shape[1:], dtype=T.dtype)
     history = History()
     best, best_params, wait = math.inf, None, 0
-    bar = _progress_bar(progress and rank == 0, epochs, net.epochs_trained)
+    bar = _progress_bar(progress if rank == 0 else False, epochs, net.epochs_trained)
     from mpi4py import MPI
     try:
         for _ in range(epochs):
