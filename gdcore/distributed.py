@@ -149,7 +149,7 @@ def fit(net, X, T, comm, epochs=10, batch_size=32, optimizer=None, shuffle=True,
         validation shard per rank instead.
     """
     comm = _check_comm(comm)
-    rank, size = comm.Get_rank(), comm.Get_size()
+    rank = comm.Get_rank()
     error = None
     try:
         epochs = v.check_int(epochs, "epochs", low=0)

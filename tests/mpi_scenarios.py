@@ -68,7 +68,8 @@ def main(out_dir):
         def run_validated(net, epochs, checkpoint=None, optimizer=None):
             return fit(net, Xl, Tl, comm=comm, epochs=epochs, batch_size=16,
                        optimizer=optimizer, validation_data=(Xvl, Tvl),
-                       lr_schedule=gd.schedules.ReduceLROnPlateau(patience=0, factor=0.5, min_delta=0.05)
+                       lr_schedule=gd.schedules.ReduceLROnPlateau(
+                           patience=0, factor=0.5, min_delta=0.05)
                        if optimizer is not None else None,
                        early_stopping=gd.EarlyStopping(patience=50, restore_best_weights=False),
                        checkpoint=checkpoint)

@@ -117,7 +117,8 @@ def test_validation_metrics_are_global_and_drive_the_schedule(ranks):
     net = sc.net_for("float64")
     hist = net.fit(X, T, epochs=6, batch_size=16, optimizer=gd.optim.SGD(lr=0.2, momentum=0.9),
                    validation_data=(Xv, Tv), progress=False,
-                   lr_schedule=gd.schedules.ReduceLROnPlateau(patience=0, factor=0.5, min_delta=0.05))
+                   lr_schedule=gd.schedules.ReduceLROnPlateau(patience=0, factor=0.5,
+                                                              min_delta=0.05))
     (_, m0), (_, m1) = ranks
     assert m0["float64_val_loss"] == m1["float64_val_loss"]
     assert m0["float64_lr"] == m1["float64_lr"]
