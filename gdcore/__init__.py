@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 from ._config import get_num_threads, set_num_threads, show_config
 from . import datasets, kernels, optim, reference, testfunctions
 from . import model_selection, plot, schedules, trajectories
+from . import distributed
 from .linear_model import linear_regression
 from .minimize import minimize
 from .checkpoint import load
@@ -32,6 +33,7 @@ __all__ = [
     "load",
     "schedules",
     "model_selection",
+    "distributed",
     "plot",
     "trajectories",
     "EarlyStopping",

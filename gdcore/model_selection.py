@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from . import _parallel
 from . import _validation as v
 from . import optim as _optim
 from . import schedules as _schedules
@@ -239,7 +240,7 @@ def _mean_std(values):
 
 # ---- cross-validation -------------------------------------------------------------
 
-def cross_validate(build, X, T, k=5, seed=0, **fit_kwargs):
+def cross_validate(build, X, T, k=5, seed=0, n_jobs=1, worker_threads=None, **fit_kwargs):
     """k-fold cross-validation of a network.
 
     For each fold, ``build()`` makes a fresh network, ``net.fit(X_train, T_train,
@@ -256,6 +257,15 @@ def cross_validate(build, X, T, k=5, seed=0, **fit_kwargs):
         Number of folds (``kfold_indices`` with shuffling).
     seed : int >= 0 or None
         Seeds the fold assignment.
+    n_jobs : int, default 1
+        Folds trained at once on joblib (-1: all cores; any joblib backend, e.g.
+        Dask, through ``joblib.parallel_config``).  1 runs them here, one after the
+        other, without joblib.  The scores are the same bits either way when each
+        fit runs on as many threads as a serial one (``worker_threads``); with fewer,
+        GEMM rounding may differ in the last bits.
+    worker_threads : int, optional
+        Threads per fold with ``n_jobs != 1``; by default the cores divided among the
+        workers (see ``gdcore._parallel``).
     **fit_kwargs
         Passed to ``fit`` (``progress`` may override the default False).  An
         ``optimizer`` or ``lr_schedule`` is copied fresh (same settings, no state)
@@ -272,12 +282,17 @@ def cross_validate(build, X, T, k=5, seed=0, **fit_kwargs):
         raise TypeError(f"build must be a callable returning a gdcore.MLP, got "
                         f"{type(build).__name__}")
     X, T = _check_pair(X, T)
+    n_jobs = _parallel.check_n_jobs(n_jobs)
     folds = kfold_indices(X.shape[0], k, shuffle=True, seed=seed)
+    if n_jobs == 1:
+        fold_scores = [_fit_fold(build, X[train], T[train], X[val], T[val],
+                                 _fresh_fit_kwargs(fit_kwargs)) for train, val in folds]
+    else:
+        tasks = [(build, X[train], T[train], X[val], T[val],
+                  _parallel.portable(_fresh_fit_kwargs(fit_kwargs))) for train, val in folds]
+        fold_scores = _parallel.run(_fit_fold, tasks, n_jobs, worker_threads)
     losses, accuracies = [], []
-    for train, val in folds:
-        net = _check_net(build(), "build()")
-        net.fit(X[train], T[train], **{"progress": False, **_fresh_fit_kwargs(fit_kwargs)})
-        scores = net.evaluate(X[val], T[val])
+    for scores in fold_scores:
         losses.append(float(scores["loss"]))
         if "accuracy" in scores:
             accuracies.append(float(scores["accuracy"]))
@@ -287,6 +302,13 @@ def cross_validate(build, X, T, k=5, seed=0, **fit_kwargs):
         result["val_accuracy"] = accuracies
         result["val_accuracy_mean"], result["val_accuracy_std"] = _mean_std(accuracies)
     return result
+
+
+def _fit_fold(build, X_train, T_train, X_val, T_val, fit_kwargs):
+    """Train ``build()`` on one fold; its validation scores (plain data)."""
+    net = _check_net(build(), "build()")
+    net.fit(X_train, T_train, **{"progress": False, **_parallel.local(fit_kwargs)})
+    return net.evaluate(X_val, T_val)
 
 
 # ---- grid search ----------------------------------------------------------------
@@ -453,8 +475,29 @@ def _format_cell(value, name):
     return str(value)
 
 
+def _fit_combination(make, X_train, T_train, X_val, T_val, kwargs):
+    """Train ``make()`` with one combination's fit arguments: (scores, network)."""
+    net = _check_net(make(), "build(**params)")
+    started = time.perf_counter()
+    net.fit(X_train, T_train, validation_data=(X_val, T_val), **_parallel.local(kwargs))
+    seconds = time.perf_counter() - started
+    val_scores = net.evaluate(X_val, T_val)
+    scores = {"val_loss": float(val_scores["loss"])}
+    if "accuracy" in val_scores:
+        scores["val_accuracy"] = float(val_scores["accuracy"])
+    scores["train_loss"] = float(net.evaluate(X_train, T_train)["loss"])
+    scores["seconds"] = seconds
+    return scores, net
+
+
+def _fit_combination_remote(*args):
+    """``_fit_combination`` in a joblib worker: the network goes back as plain data."""
+    scores, net = _fit_combination(*args)
+    return scores, _parallel.net_state(net)
+
+
 def grid_search(param_grid, X, T, validation_data=None, validation_split=0.2, build=None,
-                seed=0, epochs=10, **fit_kwargs):
+                seed=0, epochs=10, n_jobs=1, worker_threads=None, **fit_kwargs):
     """Train one network per combination of settings; rank them on validation data.
 
     Parameters
@@ -494,6 +537,20 @@ def grid_search(param_grid, X, T, validation_data=None, validation_split=0.2, bu
         initialisation for the same architecture) and the validation split.
     epochs : int >= 1
         Epochs per combination unless the grid has 'epochs'.
+    n_jobs : int, default 1
+        Combinations trained at once on joblib (-1: all cores; any joblib backend,
+        e.g. a Dask cluster through ``joblib.parallel_config(backend="dask")``).  1
+        trains them here, one after the other, without joblib.  The workers return
+        scores and the trained state as plain data; the parent rebuilds the best
+        network from it (with ``build`` or the default constructor), so ``build``
+        must be picklable (a module-level function, or anything cloudpickle takes
+        for joblib's default backend).  The table and the best network are the
+        same bits as with ``n_jobs=1`` (only 'seconds' differ) when each fit runs on
+        as many threads as a serial one; with fewer (the default share), GEMM
+        rounding may differ in the last bits.
+    worker_threads : int, optional
+        Threads per combination with ``n_jobs != 1``; by default the cores divided
+        among the workers, so the processes do not oversubscribe the machine.
     **fit_kwargs
         Passed to every ``fit`` call (an ``optimizer`` or ``lr_schedule`` is copied
         fresh for each combination); names in the grid may not also be given here.
@@ -551,33 +608,40 @@ def grid_search(param_grid, X, T, validation_data=None, validation_split=0.2, bu
                             f"{X.dtype}")
         loss, n_out, T_train, T_val = _infer_task(X, T_train, T_val)
 
-    table, best_row, best_net = [], None, None
+    n_jobs = _parallel.check_n_jobs(n_jobs)
+    makers, all_kwargs = [], []
     for params, optimizer in zip(combinations, optimizers):
         architecture = {k: params[k] for k in _ARCHITECTURE if k in params}
         if build is None:
-            net = MLP([X.shape[1], *architecture.get("hidden", DEFAULT_HIDDEN), n_out],
-                      activation=architecture.get("activation", "relu"), loss=loss,
-                      dtype=X.dtype, seed=seed, dropout=architecture.get("dropout"))
+            makers.append(_parallel.partial(
+                MLP, [X.shape[1], *architecture.get("hidden", DEFAULT_HIDDEN), n_out],
+                activation=architecture.get("activation", "relu"), loss=loss,
+                dtype=X.dtype, seed=seed, dropout=architecture.get("dropout")))
         else:
-            net = _check_net(build(**architecture), "build(**params)")
+            makers.append(_parallel.partial(build, **architecture))
         kwargs = {"progress": False, **_fresh_fit_kwargs(fit_kwargs),
                   "epochs": params.get("epochs", epochs)}
         kwargs.update({k: params[k] for k in _FIT_NAMES if k in params})
         if optimizer is not None:
             kwargs["optimizer"] = optimizer
-        started = time.perf_counter()
-        net.fit(X_train, T_train, validation_data=(X_val, T_val), **kwargs)
-        seconds = time.perf_counter() - started
-        val_scores = net.evaluate(X_val, T_val)
-        row = dict(params)
-        row["val_loss"] = float(val_scores["loss"])
-        if "accuracy" in val_scores:
-            row["val_accuracy"] = float(val_scores["accuracy"])
-        row["train_loss"] = float(net.evaluate(X_train, T_train)["loss"])
-        row["seconds"] = seconds
+        all_kwargs.append(kwargs)
+    if n_jobs == 1:
+        outcomes = [_fit_combination(make, X_train, T_train, X_val, T_val, kwargs)
+                    for make, kwargs in zip(makers, all_kwargs)]
+    else:
+        tasks = [(make, X_train, T_train, X_val, T_val, _parallel.portable(kwargs))
+                 for make, kwargs in zip(makers, all_kwargs)]
+        outcomes = _parallel.run(_fit_combination_remote, tasks, n_jobs, worker_threads)
+
+    table, best_row, best = [], None, None
+    for params, make, (scores, trained) in zip(combinations, makers, outcomes):
+        row = dict(params, **scores)
         table.append(row)
         if best_row is None or _sort_key(row) < _sort_key(best_row):
-            best_row, best_net = row, net
+            best_row, best = row, (make, trained)
     table.sort(key=_sort_key)
+    make, trained = best
+    best_net = (trained if n_jobs == 1 else
+                _parallel.restore_net(_check_net(make(), "build(**params)"), trained))
     best_params = {k: val for k, val in table[0].items() if k in param_names}
     return GridSearchResult(table, best_params, best_net, param_names)

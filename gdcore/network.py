@@ -38,6 +38,8 @@ VALID_PAIRS = {("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy")
                ("identity", "mse")}
 HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")
 NOISE_STREAM = 1 << 32
+# Rows per block when the forward pass reads a memory-mapped X (see MLP.forward).
+FORWARD_BLOCK_ROWS = 8192
 _MASK64 = (1 << 64) - 1
 _U64 = np.uint64
 
@@ -306,6 +308,8 @@ class MLP:
         if X.shape[1] != self.layer_sizes[0]:
             raise ValueError(f"{name} has {X.shape[1]} features but the network takes "
                              f"{self.layer_sizes[0]}")
+        if isinstance(X, np.memmap) and X.flags.c_contiguous:
+            return X    # stays a memmap, so the forward pass reads it in blocks
         return np.ascontiguousarray(X)
 
     def _check_T(self, T, n_samples, name="T", convert=False):
@@ -379,7 +383,18 @@ class MLP:
     def forward(self, X, n_threads=None):
         """The network output for X, shape (n_samples, n_out), without dropout.
 
-        X may be any real array-like; it is converted once to the network's dtype."""
+        X may be any real array-like; it is converted once to the network's dtype.
+        A ``np.memmap`` X is read ``FORWARD_BLOCK_ROWS`` rows at a time, so the
+        hidden layers' activations never exist for the whole file at once (only the
+        output does).  The result equals the in-memory one up to rounding (BLAS may
+        take another code path for a short last block)."""
+        if isinstance(X, np.memmap) and X.ndim == 2 and X.shape[0] > FORWARD_BLOCK_ROWS:
+            blocks = range(0, X.shape[0], FORWARD_BLOCK_ROWS)
+            Y = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
+            for start in blocks:
+                rows = slice(start, start + FORWARD_BLOCK_ROWS)
+                Y[rows] = self.forward(np.asarray(X[rows]), n_threads)
+            return Y
         X = self._check_X(X, convert=True)
         kernels = _kernels if self.backend == "native" else _reference
         Y = X
@@ -400,8 +415,20 @@ class MLP:
         (n_samples,) for one output), values for regression ((n_samples,) for one
         output).
 
+        X may also be an iterable of batches (arrays, or (X_batch, T_batch) pairs
+        whose targets are ignored, as ``fit`` takes them) or a callable returning
+        one: the predictions of all batches are concatenated in order.
+
         ``batch_size``: forward at most this many rows at a time, so the hidden
         activations never take more memory than one batch's (the result is the same)."""
+        if not isinstance(X, np.ndarray) and not hasattr(X, "__array__") and (
+                callable(X) or (hasattr(X, "__iter__") and not isinstance(X, (list, tuple)))):
+            batches = X() if callable(X) else X
+            parts = [self.predict(b[0] if isinstance(b, tuple) else b, n_threads, batch_size)
+                     for b in batches]
+            if not parts:
+                raise ValueError("X yielded no batches")
+            return np.concatenate(parts)
         if batch_size is not None:
             batch_size = v.check_int(batch_size, "batch_size", low=1)
             X = self._check_X(X, convert=True)
@@ -442,7 +469,7 @@ class MLP:
 
     # -- training -------------------------------------------------------------------
 
-    def fit(self, X, T, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=None,
+    def fit(self, X, T=None, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=None,
             validation_split=None, validation_data=None, early_stopping=None, l1=0.0,
             l2=0.0, input_noise=0.0, lr_schedule=None, callbacks=(), progress=None,
             n_threads=None, step_callback=None):
@@ -450,13 +477,25 @@ class MLP:
 
         Parameters
         ----------
-        X : array-like (n_samples, n_in) of real numbers
+        X : array-like (n_samples, n_in) of real numbers, np.memmap, or batches
             Converted once to the network's dtype (float64 data into a float32
-            network is rounded to float32, as scikit-learn does).
+            network is rounded to float32, as scikit-learn does; a memmap of another
+            dtype is converted whole, so store it in the network's dtype).
+            A memory-mapped X (and T) trains in the native epoch loop, which gathers
+            each shuffled mini-batch straight from the mapped file; checks run a
+            block of rows at a time, so memory does not grow with the file.
+            Without T, X is a source of (X_batch, T_batch) pairs: a callable that
+            returns a fresh iterable per epoch, a list of pairs, or a one-pass
+            iterator (a generator: ``epochs=1`` only).  Batches are stepped in the
+            order given (``batch_size``, ``shuffle`` and ``validation_split`` do not
+            apply), each validated as it arrives; an epoch that fails part way is
+            undone (parameters, optimizer state, generator) before the error is
+            raised.  On the same batches this equals array training bit for bit.
         T : targets: int labels (n_samples,) (or an (n_samples, 1) column, or floats
             that are whole numbers) or one-hot rows for cross_entropy,
             (n_samples, n_out) (or (n_samples,) for one output) otherwise; real
-            targets are converted to the network's dtype
+            targets are converted to the network's dtype; None when X is a source
+            of batches
         epochs : int >= 0
         batch_size : int >= 1 or None
             None: full-batch gradient descent (one step per epoch; no shuffling);

@@ -100,11 +100,29 @@ def _check_data(net, X, T, name_X="X", name_T="T"):
     if n_T is not None and n_T != X.shape[0]:
         raise ValueError(f"{name_X} has {X.shape[0]} samples but {name_T} has {n_T}")
     T = net._check_T(T, X.shape[0], name_T, convert=True)
-    if not np.isfinite(X).all():
+    if not all_finite(X):
         raise ValueError(f"{name_X} contains NaN or infinity")
-    if T.dtype.kind == "f" and not np.isfinite(T).all():
+    if T.dtype.kind == "f" and not all_finite(T):
         raise ValueError(f"{name_T} contains NaN or infinity")
     return X, T
+
+
+FINITE_CHUNK_BYTES = 1 << 22
+
+
+def all_finite(A, chunk_bytes=FINITE_CHUNK_BYTES):
+    """Whether every element of A is finite, checked a block of rows at a time.
+
+    ``np.isfinite(A).all()`` makes a boolean temporary as large as A (a quarter of a
+    float32 array): for a memory-mapped training set that is anonymous memory growing
+    with the data.  Blocks of about ``chunk_bytes`` keep the check's memory bounded
+    and read a mapped file sequentially, once.
+    """
+    if A.ndim == 0 or A.shape[0] == 0:
+        return bool(np.isfinite(A).all())
+    row_bytes = max(A[:1].nbytes, 1)
+    step = max(1, chunk_bytes // row_bytes)
+    return all(bool(np.isfinite(A[i:i + step]).all()) for i in range(0, A.shape[0], step))
 
 
 def _split_validation(net, X, T, validation_split, validation_data):
@@ -182,8 +200,15 @@ def fit(net, X, T, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=
             raise TypeError(f"callbacks must be callables or have on_epoch_end, got {cb!r}")
     if step_callback is not None and not callable(step_callback):
         raise TypeError("step_callback must be callable")
-    X, T = _check_data(net, X, T)
-    X, T, Xv, Tv = _split_validation(net, X, T, validation_split, validation_data)
+    source = batch_source(X, T, epochs)
+    if source is None:
+        X, T = _check_data(net, X, T)
+        X, T, Xv, Tv = _split_validation(net, X, T, validation_split, validation_data)
+    elif validation_split is not None:
+        raise ValueError("validation_split needs array X and T; with batches from an "
+                         "iterable pass validation_data=(X_val, T_val)")
+    else:
+        _, _, Xv, Tv = _split_validation(net, None, None, None, validation_data)
     optimizer = _resolve_optimizer(net, optimizer)
     if seed is not None:
         net._rng = np.random.default_rng(v.check_int(seed, "seed", low=0))
@@ -194,9 +219,9 @@ def fit(net, X, T, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=
         schedule.start(optimizer.lr)
     nt = _openmp.resolve(n_threads)
 
-    N = X.shape[0]
-    B = N if batch_size is None else min(batch_size, N)
-    n_steps = math.ceil(N / B)
+    N = X.shape[0] if source is None else 0
+    B = N if batch_size is None or source is not None else min(batch_size, N)
+    n_steps = math.ceil(N / B) if source is None else 0
     stochastic = bool(input_noise) or net._stochastic
     history = History()
     best, best_params, wait = math.inf, None, 0
@@ -212,7 +237,10 @@ def fit(net, X, T, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=
                      if shuffle and batch_size is not None and n_steps > 0 else None)
             seeds = (net._rng.bit_generator.random_raw(n_steps).astype(np.uint64)
                      if stochastic else np.zeros(n_steps, dtype=np.uint64))
-            if net.backend == "native" and step_callback is None:
+            if source is not None:
+                total, N = _stream_epoch(net, source, optimizer, l1, l2, input_noise,
+                                         stochastic, n_threads, step_callback)
+            elif net.backend == "native" and step_callback is None:
                 total = _native_epoch(net, X, T, order, B, optimizer, seeds, l1, l2,
                                       input_noise, nt, n_steps)
             else:
@@ -284,6 +312,75 @@ def _python_epoch(net, X, T, order, B, optimizer, seeds, l1, l2, noise, n_thread
         if step_callback is not None:
             step_callback(optimizer.step_count, value)
     return total
+
+
+def batch_source(X, T, epochs):
+    """None for array input (X, T); for batches, a callable that returns an iterable
+    of (X_batch, T_batch) pairs for one epoch.
+
+    Without T, X is a source of mini-batches: a callable returning a fresh iterable
+    each epoch (``lambda: read_batches(path)``: any number of epochs), a re-iterable
+    collection of pairs (a list), or a one-pass iterator such as a generator, which is
+    exhausted after one epoch and so is accepted for ``epochs=1`` only (a
+    ``ValueError`` before any update otherwise).
+    """
+    if T is not None:
+        return None
+    if isinstance(X, np.ndarray) or hasattr(X, "__array__"):
+        raise TypeError("T is required with array X; without T, X must be an iterable of "
+                        "(X_batch, T_batch) pairs or a callable returning one per epoch")
+    if callable(X):
+        return X
+    if not hasattr(X, "__iter__"):
+        raise TypeError(f"X must be an array (with T), an iterable of (X_batch, T_batch) "
+                        f"pairs or a callable returning one, got {type(X).__name__}")
+    if iter(X) is X and epochs > 1:
+        raise ValueError(f"X is a one-pass iterator (a generator?) but epochs={epochs}; "
+                         f"pass a callable that returns a fresh iterator per epoch, e.g. "
+                         f"lambda: batches(path)")
+    return lambda: X
+
+
+def _stream_epoch(net, source, optimizer, l1, l2, noise, stochastic, n_threads,
+                  step_callback):
+    """One epoch over the batches ``source()`` yields, one native step per batch, in
+    the order given (``shuffle`` does not apply: the source decides the order).
+
+    Each batch is validated as it arrives.  The epoch is all-or-nothing: a malformed
+    batch, an exception from the source or a Ctrl-C puts the parameters, the optimizer
+    state and the generator back as they were when the epoch began, then re-raises.
+    Returns (sum of batch loss x batch size, number of samples).
+    """
+    params = net.params.copy()
+    opt_state = optimizer.state_dict()
+    rng_state = net._rng.bit_generator.state
+    total, n_samples = 0.0, 0
+    try:
+        for i, item in enumerate(source()):
+            try:
+                Xb, Tb = item
+            except (TypeError, ValueError):
+                raise TypeError(f"batch {i} must be a pair (X_batch, T_batch), got "
+                                f"{type(item).__name__}") from None
+            Xb, Tb = _check_data(net, Xb, Tb, f"batch {i} X", f"batch {i} T")
+            seed = int(net._rng.bit_generator.random_raw()) if stochastic else 0
+            value = net._step(Xb, Tb, optimizer, True, l1, l2, noise, seed, n_threads)
+            total += value * Xb.shape[0]
+            n_samples += Xb.shape[0]
+            if step_callback is not None:
+                step_callback(optimizer.step_count, value)
+        if n_samples == 0:
+            raise ValueError("the batch source yielded no batches (an exhausted "
+                             "iterator? pass a callable that returns a fresh one)")
+    except BaseException:
+        net.params[...] = params
+        if opt_state["step"] == 0 and not opt_state["state"]:
+            optimizer.reset()
+        else:
+            optimizer.load_state_dict(opt_state)
+        net._rng.bit_generator.state = rng_state
+        raise
+    return total, n_samples
 
 
 def partial_fit(net, X, T, optimizer=None, l1=0.0, l2=0.0, input_noise=0.0, n_threads=None):
