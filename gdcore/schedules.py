@@ -20,6 +20,7 @@ asked for any epoch in any order.  ``ReduceLROnPlateau`` is driven by ``epoch_en
 """
 import math
 from collections.abc import Mapping
+from typing import Tuple
 
 from . import _validation as v
 
@@ -32,6 +33,11 @@ __all__ = [
     "ReduceLROnPlateau",
     "from_state_dict",
 ]
+
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
 
 
 class Schedule:
@@ -48,8 +54,8 @@ class Schedule:
         The learning rate given to the first ``start`` call; None before it.
     """
 
-    _param_names = ()
-    _state_names = ("base_lr",)
+    _param_names: Tuple[str, ...] = ()
+    _state_names: Tuple[str, ...] = ("base_lr",)
 
     def __init__(self):
         self.base_lr = None
@@ -154,7 +160,7 @@ class Schedule:
             return NotImplemented
         return self.state_dict() == other.state_dict()
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # equal by value, mutable: unhashable
 
 
 def _check_factor(value, name):

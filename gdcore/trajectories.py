@@ -17,6 +17,11 @@ from .minimize import minimize
 
 __all__ = ["ROSENBROCK", "classic_optimizers", "optimizer_paths"]
 
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
+
 # name -> (make the optimizer, iteration budget, distance to (1, 1) reached within it)
 ROSENBROCK = {
     "SGD": (lambda: optim.SGD(lr=2e-3), 10_000, 1e-3),
