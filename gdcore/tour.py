@@ -200,6 +200,10 @@ def load_mnist(directory: str):
             Xt.reshape(len(Xt), 784).astype(np.float32) * scale, yt.astype(np.int64))
 
 
+def _source(s):
+    return "MNIST" if s.mnist_dir else "built-in synthetic digit (not MNIST)"
+
+
 def _batch(s):
     import gdcore as gd
 
@@ -207,7 +211,8 @@ def _batch(s):
     X, y = X[:3000], y[:3000]
     lr, epochs = 0.5, 8
     s.say(f"   784-15-10 sigmoid network, softmax cross-entropy, plain SGD lr = {lr} for "
-          f"every mode, {epochs} epochs over the same {len(X)} digit images, same start")
+          f"every mode, {epochs} epochs over the same {len(X)} {_source(s)} images, same "
+          f"start")
     modes = {"batch (all 3000)": None, "mini-batch (32)": 32, "stochastic (1)": 1}
     curves = {}
     for name, batch_size in modes.items():
@@ -396,7 +401,7 @@ def _random(s):
         net.train_step(X[rows], yd[rows], opt)
         gd_loss.append(net.loss(X, yd))
     random_net = gd.MLP([784, 15, 10], activation="sigmoid", seed=0)
-    s.say(f"   {n_params} weights (784-15-10 on {len(X)} digit images; random draws are "
+    s.say(f"   {n_params} weights (784-15-10 on {len(X)} {_source(s)} images; random draws are "
           f"the initial weights + N(0, 1) noise): best random loss {random_best[-1]:.3f}, "
           f"gradient descent (SGD lr 0.5, batches of 32) {gd_loss[-1]:.3f}, accuracy "
           f"{net.evaluate(X, yd)['accuracy']:.1%} (chance 10%, untrained "
