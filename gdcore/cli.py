@@ -1,4 +1,4 @@
-"""The gdcore command (also python -m gdcore).
+"""The gdcore command (also python -m gdcore)::
 
   gdcore demo [--section NAME] [--mnist DIR] [--plot DIR]
                                  the learner's tour: from y = x^2 to a 784-15-10 network

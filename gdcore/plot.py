@@ -1,4 +1,4 @@
-"""Pictures of gradient descent (needs matplotlib: ``pip install gdcore[plot]``).
+"""Pictures of gradient descent (needs matplotlib: ``pip install gdcore[plot]``)::
 
     gd.plot.plot_history(history, "curves.png")
     gd.plot.plot_paths(gd.testfunctions.rosenbrock,

@@ -1,9 +1,9 @@
-"""Learning-rate schedules, applied once per epoch by ``MLP.fit``.
+"""Learning-rate schedules, applied once per epoch by ``MLP.fit``::
 
     sched = gd.schedules.CosineAnnealing(T_max=50)
     net.fit(X, T, epochs=50, optimizer=gd.optim.SGD(lr=0.1), lr_schedule=sched)
 
-What ``fit`` calls, in order:
+What ``fit`` calls, in order::
 
     schedule.start(base_lr)              # every fit call; only the first one counts
     lr = schedule.lr_at(epoch)           # before epoch ``epoch`` (0-based, counted
@@ -238,7 +238,7 @@ class InverseTimeDecay(Schedule):
 
 
 class CosineAnnealing(Schedule):
-    """Cosine annealing from the base rate to ``eta_min`` over ``T_max`` epochs.
+    """Cosine annealing from the base rate to ``eta_min`` over ``T_max`` epochs::
 
         lr(epoch) = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2
                                                               for epoch <= T_max

@@ -50,12 +50,19 @@ TITLES = {
 class Settings:
     """What the tour can be told.
 
-    mnist_dir : folder with the four MNIST IDX files (raw or .gz), or None for the
-        built-in ``gd.datasets.synthetic_digits`` of the same shape.
-    epochs : epochs of the 784-15-10 network in the 'mnist' section.
-    samples : training images of the built-in digits (MNIST uses all 60,000).
-    progress : progress bars during training (None: when stdout is a terminal).
-    out : where the text goes (default ``sys.stdout``).
+    Parameters
+    ----------
+    mnist_dir : str, optional
+        Folder with the four MNIST IDX files (raw or .gz), or None for the built-in
+        ``gd.datasets.synthetic_digits`` of the same shape.
+    epochs : int
+        Epochs of the 784-15-10 network in the 'mnist' section.
+    samples : int
+        Training images of the built-in digits (MNIST uses all 60,000).
+    progress : bool, optional
+        Progress bars during training (None: when stdout is a terminal).
+    out : file-like, optional
+        Where the text goes (default ``sys.stdout``).
     """
 
     mnist_dir: Optional[str] = None
