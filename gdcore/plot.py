@@ -282,11 +282,12 @@ def _tour_quartic(r):
 def _tour_batch(r):
     fig, axes = _figure(2, size=(11, 4.5))
     curves = r["curves"]
-    plot_curves({k: (_np.arange(len(l)), l) for k, (l, _) in curves.items()},
-                xlabel="epoch", ylabel="training loss (cross-entropy)",
-                title=f"against epochs (SGD lr {r['lr']})", ax=axes[0, 0])
-    plot_curves({k: (t, l) for k, (l, t) in curves.items()}, xlabel="wall time (s)",
-                ylabel="training loss (cross-entropy)", title="against wall time",
+    label = {k: f"{k}, lr {r['lr'][k]:g}" for k in curves}
+    plot_curves({label[k]: (_np.arange(len(l)), l) for k, (l, _) in curves.items()},
+                xlabel="epoch", ylabel="training loss (cross-entropy)", logy=True,
+                title="against epochs", ax=axes[0, 0])
+    plot_curves({label[k]: (t, l) for k, (l, t) in curves.items()}, xlabel="wall time (s)",
+                ylabel="training loss (cross-entropy)", title="against wall time", logy=True,
                 ax=axes[0, 1])
     fig.suptitle("Batch, mini-batch and stochastic gradient descent, 784-15-10")
     return fig
