@@ -38,7 +38,7 @@ def measure(func: Callable[[], Any], quick: bool = False) -> Tuple[float, float]
     resolution (``timeit.Timer.autorange``, one twentieth of it with ``quick``).
     Samples are added, five at a time, until their interquartile range is below
     ``TARGET_SPREAD`` of their median, or until the row's budget is spent: at most
-    15 samples and about 0.5 s with ``quick``, 35 samples and 3 s otherwise.
+    10 samples and about 0.25 s with ``quick``, 35 samples and 3 s otherwise.
 
     Returns
     -------
@@ -49,7 +49,7 @@ def measure(func: Callable[[], Any], quick: bool = False) -> Tuple[float, float]
     number, _ = t.autorange()
     if quick:
         number = max(1, number // 20)
-    max_samples, budget = (15, 0.5) if quick else (35, 3.0)
+    max_samples, budget = (10, 0.25) if quick else (35, 3.0)
     samples: List[float] = []
     started = time.perf_counter()
     while True:

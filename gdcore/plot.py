@@ -159,8 +159,9 @@ def plot_paths(function, paths: Mapping[str, Any], path=None, bounds=None, level
         if separate or i == 0:
             _start(ax, points[0, 0], points[0, 1])
         if separate:
-            ax.set_title(f"{name}: {steps} steps, end ({points[-1, 0]:.3g}, "
-                         f"{points[-1, 1]:.3g})", fontsize=9)
+            capped = getattr(result, "converged", True) is False
+            ax.set_title(f"{name}: {steps} steps{' (cap, NOT converged)' if capped else ''}"
+                         f", end ({points[-1, 0]:.3g}, {points[-1, 1]:.3g})", fontsize=9)
     if separate:
         for ax in list(axes.flat)[len(items):]:
             ax.set_visible(False)
@@ -247,8 +248,12 @@ def plot_curves(curves: Mapping[str, Tuple[Sequence[float], Sequence[float]]], p
     fig = ax.figure
     for i, (label, (xs, y)) in enumerate(curves.items()):
         x = _np.asarray(xs, dtype=float)
+        every = max(1, len(x) // 15)
+        # markers of different runs at staggered positions: runs that coincide for a
+        # stretch still show each one's markers
         ax.plot(x, y, linestyle=_LINESTYLES[i % len(_LINESTYLES)], markersize=5,
-                markevery=max(1, len(x) // 15), label=label, **_style(i))
+                markevery=(min(len(x) - 1, (i * every) // max(1, len(curves))), every),
+                label=label, **_style(i))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logx:
