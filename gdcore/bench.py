@@ -156,10 +156,14 @@ def _torch_optimizer(label, name, hyper, n):
         return None
     p = torch.nn.Parameter(torch.randn(n))
     p.grad = torch.randn(n)
-    if name == "adam":
-        opt = torch.optim.Adam([p], fused=True)
-    else:
-        opt = torch.optim.SGD([p], lr=hyper["lr"], momentum=hyper["momentum"], fused=True)
+    make = ((lambda **kw: torch.optim.Adam([p], **kw)) if name == "adam" else
+            (lambda **kw: torch.optim.SGD([p], lr=hyper["lr"], momentum=hyper["momentum"],
+                                          **kw)))
+    try:
+        opt = make(fused=True)         # torch's fastest CPU path, where this torch has it
+        opt.step()
+    except (RuntimeError, TypeError, ValueError):
+        opt = make()
     return opt.step
 
 
@@ -187,8 +191,13 @@ def _torch_step(sizes, act, out, loss, batch, X, T):
             layers.append(nn.ReLU() if act == "relu" else nn.Sigmoid())
     model = nn.Sequential(*layers)
     criterion = nn.CrossEntropyLoss() if loss == "cross_entropy" else nn.MSELoss()
-    opt = (torch.optim.Adam(model.parameters(), fused=True) if batch == 32 and sizes[1] == 256
-           else torch.optim.SGD(model.parameters(), lr=0.01))
+    if batch == 32 and sizes[1] == 256:
+        try:
+            opt = torch.optim.Adam(model.parameters(), fused=True)
+        except (RuntimeError, TypeError, ValueError):       # no fused CPU Adam here
+            opt = torch.optim.Adam(model.parameters())
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
     x = torch.from_numpy(X)
     t = torch.from_numpy(T)
 
