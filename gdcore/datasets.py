@@ -13,7 +13,10 @@ import os
 import struct
 import zlib
 
+from typing import Optional, Tuple, Union
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._io import atomic_write
 from ._validation import check_float, check_int
@@ -22,12 +25,17 @@ __all__ = ["seven_points", "spirals", "moons", "sine", "load_idx", "save_idx",
            "synthetic_digits"]
 
 
+#: A seed: an int, None (fresh entropy) or a Generator used as is.
+Seed = Union[int, None, np.random.Generator]
+#: A file path.
+PathLike = Union[str, "os.PathLike[str]"]
+
 def __dir__():
     """Tab completion and ``dir()`` show the public names only."""
     return list(__all__)
 
 
-def seven_points():
+def seven_points() -> Tuple[np.ndarray, np.ndarray]:
     """The seven-point linear-regression example of the textbook.
 
     ====  ====  ====  ====  ====  ====  ====  ====
@@ -50,7 +58,8 @@ def seven_points():
     return x, y
 
 
-def synthetic_digits(n_samples=10_000, seed=0, noise=0.3):
+def synthetic_digits(n_samples: int = 10_000, seed: Seed = 0,
+                     noise: float = 0.3) -> Tuple[np.ndarray, np.ndarray]:
     """Built-in stand-in for MNIST: 28 x 28 grey images of ten stroke patterns.
 
     Not handwriting: each class is a fixed figure of three to five random pen strokes
@@ -125,7 +134,8 @@ def _finish(X, y, shuffle, rng):
     return np.ascontiguousarray(X, dtype=np.float64), np.ascontiguousarray(y)
 
 
-def spirals(n_samples=300, n_classes=3, noise=0.2, seed=0, shuffle=True):
+def spirals(n_samples: int = 300, n_classes: int = 3, noise: float = 0.2, seed: Seed = 0,
+            shuffle: bool = True) -> Tuple[np.ndarray, np.ndarray]:
     """Interleaved spiral arms, one class per arm (the CS231n toy problem).
 
     Arm k holds points at radius r evenly spaced in [0, 1] and angle
@@ -165,7 +175,8 @@ def spirals(n_samples=300, n_classes=3, noise=0.2, seed=0, shuffle=True):
     return _finish(np.concatenate(X_parts), np.concatenate(y_parts), shuffle, rng)
 
 
-def moons(n_samples=200, noise=0.1, seed=0, shuffle=True):
+def moons(n_samples: int = 200, noise: float = 0.1, seed: Seed = 0,
+          shuffle: bool = True) -> Tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles (as ``sklearn.datasets.make_moons``).
 
     Class 0: ``(cos s, sin s)``, class 1: ``(1 - cos s, 0.5 - sin s)``, s evenly
@@ -204,7 +215,8 @@ def moons(n_samples=200, noise=0.1, seed=0, shuffle=True):
     return _finish(X, y, shuffle, rng)
 
 
-def sine(n_samples=100, noise=0.1, seed=0):
+def sine(n_samples: int = 100, noise: float = 0.1,
+         seed: Seed = 0) -> Tuple[np.ndarray, np.ndarray]:
     """Noisy samples of the sine: a one-input regression problem.
 
     x is drawn uniformly from [-pi, pi] and ``y = sin(x) + noise * N(0, 1)``.
@@ -328,7 +340,7 @@ def _parse_idx(f, path, file_size):
     return array
 
 
-def load_idx(path):
+def load_idx(path: PathLike) -> np.ndarray:
     """Read an IDX file (the MNIST format), raw or gzip-compressed.
 
     Layout: two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C
@@ -371,7 +383,7 @@ def load_idx(path):
             raise ValueError(f"{path!r}: corrupt or truncated gzip stream: {exc}") from None
 
 
-def save_idx(path, array, compress=None):
+def save_idx(path: PathLike, array: ArrayLike, compress: Optional[bool] = None) -> None:
     """Write ``array`` to an IDX file, atomically.
 
     The file is written to a temporary file in the same directory, flushed and
@@ -411,7 +423,7 @@ def save_idx(path, array, compress=None):
             # mtime=0 and no file name: the same array gives the same bytes.
             with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as g:
                 g.write(header)
-                g.write(data)
+                g.write(data)  # type: ignore[arg-type]  # (a buffer; stubs disagree)
         else:
             f.write(header)
             f.write(data)

@@ -381,7 +381,7 @@ saddle = Saddle()
 FUNCTIONS = {f.name: f for f in (rosenbrock, beale, booth, himmelblau, saddle)}
 
 
-def get(name):
+def get(name: str) -> "TestFunction":
     """The test function called ``name``, one of the keys of ``FUNCTIONS``.
 
     Parameters
