@@ -388,12 +388,15 @@ def _tour_cv(r):
 
 def _tour_random(r):
     steps = _np.arange(1, len(r["gd"]) + 1)
+    fig, axes = _figure(size=(7, 4.5))
+    axes[0, 0].axhline(r["start"], color="black", linestyle=":", linewidth=1,
+                       label=f"the start (one initialisation), {r['start']:.3f}")
     return plot_curves({"random search: best of n draws": (steps, r["random"]),
                         "gradient descent: after n steps": (steps, r["gd"])},
                        xlabel="evaluations n (draws or steps)",
                        ylabel="training loss (cross-entropy)", logy=True,
                        title=f"Random search against gradient descent, "
-                             f"{r['n_params']} weights")
+                             f"{r['n_params']} weights", ax=axes[0, 0])
 
 
 def _tour_mnist(r):
