@@ -5,20 +5,60 @@ dependency).  Times are medians of repeated runs, in microseconds per call.
 For measurements to keep or compare across versions use the asv suite in
 ``benchmarks/``; this table is the quick look a user runs on their own machine.
 """
+import time
 import timeit
+from collections import namedtuple
+from typing import Any, Callable, List, Optional, Tuple
 
-import numpy as np
+import numpy as _np
 
-__all__ = ["run", "format_table"]
+np = _np   # the case builders below use the usual name
+
+__all__ = ["Row", "run", "format_table", "measure"]
+
+#: One line of the table: medians in microseconds per call (``torch`` is None when
+#: PyTorch is not installed or has no counterpart) and ``spread``, the largest
+#: relative spread (interquartile range / median) among the row's measurements.
+Row = namedtuple("Row", ["label", "native", "reference", "torch", "spread"])
+
+#: A row is repeated until the relative interquartile range of its samples is below
+#: this (or its time budget is spent, and the table then marks it as noisy).
+TARGET_SPREAD = 0.10
 
 
-def _median_us(func, quick):
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
+
+
+def measure(func: Callable[[], Any], quick: bool = False) -> Tuple[float, float]:
+    """Median microseconds per call of ``func`` and the relative spread of the samples.
+
+    Each sample times a loop of calls long enough to be well above the timer's
+    resolution (``timeit.Timer.autorange``, one twentieth of it with ``quick``).
+    Samples are added, five at a time, until their interquartile range is below
+    ``TARGET_SPREAD`` of their median, or until the row's budget is spent: at most
+    10 samples and about 0.25 s with ``quick``, 35 samples and 3 s otherwise.
+
+    Returns
+    -------
+    (median_us, spread) : (float, float)
+    """
     func()                                          # warm up: workspaces, state, caches
     t = timeit.Timer(func)
     number, _ = t.autorange()
     if quick:
         number = max(1, number // 20)
-    return float(np.median(t.repeat(repeat=3 if quick else 7, number=number))) / number * 1e6
+    max_samples, budget = (10, 0.25) if quick else (35, 3.0)
+    samples: List[float] = []
+    started = time.perf_counter()
+    while True:
+        samples += [x / number for x in t.repeat(repeat=5, number=number)]
+        q25, median, q75 = _np.percentile(samples, [25, 50, 75])
+        spread = float((q75 - q25) / median) if median > 0 else 0.0
+        if (spread < TARGET_SPREAD or len(samples) >= max_samples
+                or time.perf_counter() - started > budget):
+            return float(median) * 1e6, spread
 
 
 def _kernel_cases(quick):
@@ -116,10 +156,14 @@ def _torch_optimizer(label, name, hyper, n):
         return None
     p = torch.nn.Parameter(torch.randn(n))
     p.grad = torch.randn(n)
-    if name == "adam":
-        opt = torch.optim.Adam([p], fused=True)
-    else:
-        opt = torch.optim.SGD([p], lr=hyper["lr"], momentum=hyper["momentum"], fused=True)
+    make = ((lambda **kw: torch.optim.Adam([p], **kw)) if name == "adam" else
+            (lambda **kw: torch.optim.SGD([p], lr=hyper["lr"], momentum=hyper["momentum"],
+                                          **kw)))
+    try:
+        opt = make(fused=True)         # torch's fastest CPU path, where this torch has it
+        opt.step()
+    except (RuntimeError, TypeError, ValueError):
+        opt = make()
     return opt.step
 
 
@@ -147,8 +191,13 @@ def _torch_step(sizes, act, out, loss, batch, X, T):
             layers.append(nn.ReLU() if act == "relu" else nn.Sigmoid())
     model = nn.Sequential(*layers)
     criterion = nn.CrossEntropyLoss() if loss == "cross_entropy" else nn.MSELoss()
-    opt = (torch.optim.Adam(model.parameters(), fused=True) if batch == 32 and sizes[1] == 256
-           else torch.optim.SGD(model.parameters(), lr=0.01))
+    if batch == 32 and sizes[1] == 256:
+        try:
+            opt = torch.optim.Adam(model.parameters(), fused=True)
+        except (RuntimeError, TypeError, ValueError):       # no fused CPU Adam here
+            opt = torch.optim.Adam(model.parameters())
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
     x = torch.from_numpy(X)
     t = torch.from_numpy(T)
 
@@ -159,38 +208,72 @@ def _torch_step(sizes, act, out, loss, batch, X, T):
     return run
 
 
-def run(quick=False, threads=None):
-    """Measure every case; returns rows (label, native us, reference us, torch us or None)."""
+def run(quick: bool = False, threads: Optional[int] = None, progress: Any = None) -> List[Row]:
+    """Measure every case (see ``measure``); returns a list of ``Row``.
+
+    Parameters
+    ----------
+    quick : bool
+        Smaller arrays, shorter loops, smaller budgets.
+    threads : int, optional
+        Threads for gdcore and the BLAS during the run (restored afterwards).
+    progress : file-like, optional
+        Where to write one line per row as it is measured (``gdcore bench`` uses
+        stderr, so the table on stdout stays clean).
+    """
     import gdcore as gd
     from threadpoolctl import threadpool_limits
 
+    before = gd.get_num_threads()
     if threads is not None:
         gd.set_num_threads(threads)
     limit = threadpool_limits(threads, user_api="blas") if threads is not None else None
     try:
+        cases = _kernel_cases(quick) + _step_cases(quick)
         rows = []
-        for label, native, reference, torch_case in _kernel_cases(quick) + _step_cases(quick):
-            rows.append((label, _median_us(native, quick), _median_us(reference, quick),
-                         _median_us(torch_case, quick) if torch_case is not None else None))
+        for i, (label, native, reference, torch_case) in enumerate(cases, 1):
+            if progress is not None:
+                print(f"[{i}/{len(cases)}] {label} ...", file=progress, flush=True)
+            measured = [measure(f, quick) for f in (native, reference)]
+            if torch_case is not None:
+                measured.append(measure(torch_case, quick))
+            rows.append(Row(label, measured[0][0], measured[1][0],
+                            measured[2][0] if torch_case is not None else None,
+                            max(spread for _, spread in measured)))
         return rows
     finally:
         if limit is not None:
             limit.restore_original_limits()
+        if threads is not None:
+            gd.set_num_threads(before)
 
 
-def format_table(rows):
+def format_table(rows: List[Row], threads: Optional[int] = None) -> str:
+    """The table as text: one line per row, speedup = reference / native; a PyTorch
+    column only when some row has a PyTorch time; rows whose spread stayed above
+    ``TARGET_SPREAD`` end with 'noisy (spread N%)'.  ``threads``: the thread count
+    the rows were measured with (default: gdcore's current setting)."""
     import gdcore as gd
 
-    has_torch = any(r[3] is not None for r in rows)
-    width = max(len(r[0]) for r in rows)
+    has_torch = any(r.torch is not None for r in rows)
+    width = max(len(r.label) for r in rows)
     head = f"{'case':<{width}}  {'native us':>10}  {'reference us':>12}  {'speedup':>8}"
     if has_torch:
         head += f"  {'PyTorch us':>10}"
-    lines = [f"gdcore {gd.__version__}, {gd.kernels.ISA} build, {gd.get_num_threads()} "
-             f"thread(s); medians", head, "-" * len(head)]
-    for label, native, reference, torch_us in rows:
-        line = f"{label:<{width}}  {native:>10.1f}  {reference:>12.1f}  {reference / native:>7.1f}x"
+    lines = [f"gdcore {gd.__version__}, {gd.kernels.ISA} build, {threads or gd.get_num_threads()} "
+             f"thread(s); medians, repeated until the spread (IQR/median) is below "
+             f"{TARGET_SPREAD:.0%}", head, "-" * len(head)]
+    noisy = 0
+    for r in rows:
+        line = (f"{r.label:<{width}}  {r.native:>10.1f}  {r.reference:>12.1f}  "
+                f"{r.reference / r.native:>7.1f}x")
         if has_torch:
-            line += f"  {torch_us:>10.1f}" if torch_us is not None else f"  {'-':>10}"
+            line += f"  {r.torch:>10.1f}" if r.torch is not None else f"  {'-':>10}"
+        if r.spread >= TARGET_SPREAD:
+            line += f"  noisy (spread {r.spread:.0%})"
+            noisy += 1
         lines.append(line)
+    if noisy:
+        lines.append(f"{noisy} row(s) stayed noisy: the machine may be busy; "
+                     f"rerun on a quiet machine before trusting them")
     return "\n".join(lines)

@@ -1,129 +1,88 @@
-"""The ``gdcore`` command (also ``python -m gdcore``).
+"""The gdcore command (also python -m gdcore)::
 
-    gdcore demo [--plot DIR]    textbook examples, then an MLP trained on built-in data
-    gdcore bench [--quick]      native against reference (and PyTorch, when installed)
-    gdcore info                 gd.show_config()
+  gdcore demo [--section NAME] [--mnist DIR] [--plot DIR]
+                                 the learner's tour: from y = x^2 to a 784-15-10 network
+  gdcore bench [--quick]         native kernels against the NumPy reference (and PyTorch,
+                                 when installed), each row repeated until its spread is small
+  gdcore info                    version, instruction-set build, OpenMP, threads, BLAS
+  gdcore --version
 """
 import argparse
+import io
 import os
 import sys
-import time
-
-import numpy as np
+from typing import List, Optional, Sequence
 
 __all__ = ["main"]
+
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
+
+_DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
 
 def _print(*args):
     print(*args, flush=True)
 
 
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _at_least(low):
+    def check(text):
+        value = _positive(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    return check
+
+
 # ---- demo ------------------------------------------------------------------------
 
-def _textbook(args):
-    import gdcore as gd
-    from gdcore.testfunctions import rosenbrock
-
-    _print("1. y = x^2 from x0 = 5, lr = 0.01, until |dy/dx| < 0.1")
-    square = gd.minimize(lambda x: x * x, 5.0, grad=lambda x: 2 * x, lr=0.01, tol=0.1)
-    first = ", ".join(f"{x:.3f}" for x in square.path[1:6])
-    _print(f"   iterates {first}, ...; x = {square.x:.4f} after {square.nit} steps")
-
-    quartic = lambda x: x ** 4 + x ** 3 - 2 * x ** 2
-    quartic_grad = lambda x: 4 * x ** 3 + 3 * x ** 2 - 4 * x
-    _print("2. y = x^4 + x^3 - 2x^2, lr = 0.01, until |dy/dx| < 0.1")
-    runs = {}
-    for x0 in (4.0, -4.0):
-        runs[x0] = gd.minimize(quartic, x0, grad=quartic_grad, lr=0.01, tol=0.1)
-        _print(f"   from x0 = {x0:+.0f}: x = {runs[x0].x:+.4f} after {runs[x0].nit} steps "
-               f"({'local' if runs[x0].x > 0 else 'global'} minimum's basin)")
-
-    _print("3. linear regression y = b + w x on the 7-point data set")
-    x, y = gd.datasets.seven_points()
-    by_gd = gd.linear_regression(x, y, method="gd", lr=0.05)
-    exact = gd.linear_regression(x, y, method="lstsq")
-    _print(f"   gradient descent: b = {by_gd.intercept:.6f}, w = {by_gd.coef[0]:.6f} "
-           f"({by_gd.nit} steps);  least squares: b = {exact.intercept:.6f}, "
-           f"w = {exact.coef[0]:.6f}")
-
-    _print("4. seven optimizers on Rosenbrock from (-1.5, 2)")
-    paths = gd.trajectories.optimizer_paths(rosenbrock, tol=1e-4)
-    for name, result in paths.items():
-        distance = float(np.max(np.abs(np.asarray(result.x) - 1)))
-        _print(f"   {name:9s} after {result.nit:5d} steps: distance to (1, 1) = {distance:.1e}")
-    return square, runs, paths
-
-
-def _train(args):
-    import gdcore as gd
-
-    X, y = gd.datasets.spirals(n_samples=args.samples, n_classes=3, noise=0.2, seed=0)
-    X = X.astype(np.float32)
-    n_test = len(X) // 5
-    X_train, y_train, X_test, y_test = X[n_test:], y[n_test:], X[:n_test], y[:n_test]
-    sizes = [2, 128, 128, 3]
-    _print(f"5. an MLP {'-'.join(map(str, sizes))} (ReLU, softmax cross-entropy, Adam) on "
-           f"{len(X_train)} spiral points, {args.epochs} epochs of mini-batches of 32")
-    net = gd.MLP(sizes, activation="relu", seed=0)
-    started = time.perf_counter()
-    history = net.fit(X_train, y_train, epochs=args.epochs, batch_size=32,
-                      optimizer=gd.optim.Adam(lr=3e-3), validation_split=0.1,
-                      progress=args.progress)
-    native_time = (time.perf_counter() - started) / max(len(history), 1)
-    accuracy = net.evaluate(X_test, y_test)["accuracy"]
-    _print(f"   held-out accuracy: {accuracy:.1%}")
-
-    reference = gd.MLP(sizes, activation="relu", seed=0, backend="reference")
-    epochs = max(1, min(3, args.epochs))
-    started = time.perf_counter()
-    reference.fit(X_train, y_train, epochs=epochs, batch_size=32,
-                  optimizer=gd.optim.Adam(lr=3e-3), validation_split=0.1, progress=False)
-    reference_time = (time.perf_counter() - started) / epochs
-    _print(f"   one epoch: native {native_time * 1e3:.1f} ms, reference "
-           f"{reference_time * 1e3:.1f} ms -> the native backend is "
-           f"{reference_time / native_time:.1f}x faster ({gd.get_num_threads()} threads, "
-           f"{gd.kernels.ISA} build)")
-    return net, history, accuracy
-
-
-def _plots(directory, square, runs, paths, history):
-    import gdcore as gd
-    from gdcore import plot
-    from gdcore.testfunctions import rosenbrock, saddle
-
-    os.makedirs(directory, exist_ok=True)
-    files = {
-        "training_curves.png": lambda p: plot.plot_history(history, p),
-        "rosenbrock_optimizers.png": lambda p: plot.plot_paths(rosenbrock, paths, p),
-        "saddle_escape.png": lambda p: plot.plot_paths(
-            saddle, gd.trajectories.optimizer_paths(saddle, steps=150, optimizers={
-                "SGD": gd.optim.SGD(lr=0.01), "Momentum": gd.optim.SGD(lr=0.01, momentum=0.9),
-                "Nesterov": gd.optim.SGD(lr=0.01, momentum=0.9, nesterov=True),
-                "Adagrad": gd.optim.Adagrad(lr=0.1), "Adadelta": gd.optim.Adadelta(lr=1.0),
-                "RMSprop": gd.optim.RMSprop(lr=0.01), "Adam": gd.optim.Adam(lr=0.05)}),
-            p, title="Escaping the saddle of x^2 - y^2"),
-        "descent_x2.png": lambda p: plot.plot_descent_1d(
-            lambda x: x * x, square.path, p, title="y = x^2 from 5, lr 0.01"),
-        "descent_quartic.png": lambda p: plot.plot_descent_1d(
-            lambda x: x ** 4 + x ** 3 - 2 * x ** 2,
-            np.concatenate([runs[4.0].path, runs[-4.0].path]), p, bounds=(-4.2, 4.2),
-            title="x^4 + x^3 - 2x^2 from +4 and -4"),
-    }
-    for name, draw in files.items():
-        target = os.path.join(directory, name)
-        draw(target)
-        _print(f"   wrote {target}")
+def _matplotlib_missing():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return True
+    return False
 
 
 def demo(args):
     import gdcore as gd
+    from gdcore import tour
 
-    _print(f"gdcore {gd.__version__}: gradient descent, from y = x^2 to a neural network\n")
-    square, runs, paths = _textbook(args)
-    net, history, accuracy = _train(args)
+    if args.plot and _matplotlib_missing():
+        # checked before any work, so nothing runs and no folder is made
+        args.parser.error("--plot needs matplotlib: pip install 'gdcore[plot]' "
+                          "(or run the demo without --plot)")
+    if args.mnist is not None and not os.path.isdir(args.mnist):
+        args.parser.error(f"--mnist {args.mnist}: no such folder")
+    _print(f"gdcore {gd.__version__}: gradient descent, from y = x^2 to a neural network "
+           f"({gd.kernels.ISA} build, {gd.get_num_threads()} thread(s))")
+    if args.section is None:
+        _print(f"the whole tour, {len(tour.SECTIONS)} sections; --section NAME runs one "
+               f"({', '.join(tour.SECTIONS)})\n")
+    settings = tour.Settings(mnist_dir=args.mnist, epochs=args.epochs, samples=args.samples,
+                             progress=args.progress)
+    try:
+        results = tour.run(None if args.section is None else [args.section], settings)
+    except (OSError, ValueError) as exc:            # unreadable or malformed MNIST files
+        _print(f"gdcore demo: error: {exc}")
+        return 1
     if args.plot:
-        _print("6. pictures")
-        _plots(args.plot, square, runs, paths, history)
+        _print("pictures")
+        written = tour.draw(results, args.plot, say=_print)
+        if not written:
+            _print("   (this section has no pictures)")
     return 0
 
 
@@ -132,39 +91,94 @@ def demo(args):
 def bench(args):
     from gdcore import bench as benchmarks
 
-    rows = benchmarks.run(quick=args.quick, threads=args.threads)
-    _print(benchmarks.format_table(rows))
+    rows = benchmarks.run(quick=args.quick, threads=args.threads,
+                          progress=sys.stderr if args.progress is not False else None)
+    _print(benchmarks.format_table(rows, threads=args.threads))
     return 0
 
+
+# ---- info --------------------------------------------------------------------------
 
 def info(args):
     import gdcore as gd
 
-    gd.show_config()
+    buffer = io.StringIO()
+    gd.show_config(file=buffer)
+    lines = buffer.getvalue().splitlines()
+    from gdcore import _cpu
+
+    lines.insert(1, f"  instruction set: {gd.kernels.ISA} build of the native kernels (this "
+                    f"CPU runs: {', '.join(_cpu.supported_isas())}; GDCORE_ISA="
+                    f"{os.environ.get('GDCORE_ISA', '') or 'unset'})")
+    for line in lines:
+        _print(line)
     return 0
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="gdcore", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="textbook examples and an MLP on built-in data")
-    p.add_argument("--plot", metavar="DIR", help="save the pictures (PNG) in DIR")
-    p.add_argument("--epochs", type=int, default=40, help="training epochs (default 40)")
-    p.add_argument("--samples", type=int, default=3000, help="spiral points (default 3000)")
+# ---- the parser ---------------------------------------------------------------------
+
+def _parser():
+    import gdcore as gd
+    from gdcore import tour
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="gdcore", description=_DESCRIPTION,
+                                     formatter_class=fmt)
+    parser.add_argument("--version", action="version", version=f"gdcore {gd.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sections = "\n".join(f"  {name:12s} {tour.TITLES[name]}" for name in tour.SECTIONS)
+    p = sub.add_parser(
+        "demo", help="the learner's tour, from y = x^2 to a 784-15-10 network",
+        formatter_class=fmt,
+        description="The learner's tour of gradient descent, one section per topic, each "
+                    "printing its settings\nand whether its runs converged or hit their "
+                    "cap. The whole tour takes well under 20 s.\n\nsections, in order:\n"
+                    + sections)
+    p.add_argument("--section", choices=tour.SECTIONS, metavar="NAME",
+                   help="run only this section (names above)")
+    p.add_argument("--mnist", metavar="DIR",
+                   help="folder with MNIST's four IDX files (train-images-idx3-ubyte[.gz], "
+                        "...); default: built-in synthetic digits of the same shape")
+    p.add_argument("--plot", metavar="DIR", help="save the pictures (PNG) in DIR "
+                                                 "(needs matplotlib)")
+    p.add_argument("--epochs", type=_positive, default=3,
+                   help="epochs of the 784-15-10 network (default 3)")
+    p.add_argument("--samples", type=_at_least(100), default=10_000,
+                   help="training images of the built-in digits (default 10000, >= 100)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress bar")
-    p.set_defaults(func=demo, progress=None)
-    p = sub.add_parser("bench", help="native against reference, side by side")
+                   help="no progress bars")
+    p.set_defaults(func=demo, progress=None, parser=p)
+    p = sub.add_parser("bench", help="native against reference, side by side",
+                       description="Median microseconds per call of the native kernels, the "
+                                   "NumPy reference and PyTorch (when installed). Each row "
+                                   "is repeated until the spread of its samples is small; "
+                                   "rows that stay noisy are marked.")
     p.add_argument("--quick", action="store_true", help="fewer repetitions, small sizes")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_positive, default=None,
                    help="threads for gdcore and the BLAS (default: gdcore's setting)")
-    p.set_defaults(func=bench)
-    p = sub.add_parser("info", help="version, OpenMP, threads, BLAS")
-    p.set_defaults(func=info)
-    args = parser.parse_args(argv)
-    if getattr(args, "epochs", 1) < 1 or getattr(args, "samples", 30) < 30:
-        parser.error("--epochs must be >= 1 and --samples >= 30")
-    return args.func(args)
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress lines on stderr")
+    p.set_defaults(func=bench, progress=None, parser=p)
+    p = sub.add_parser("info", help="version, instruction-set build, OpenMP, threads, BLAS",
+                       description="Version, instruction-set build, OpenMP, threads and the "
+                                   "BLAS libraries in this process.")
+    p.set_defaults(func=info, parser=p)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit status (argument errors exit with 2
+    after printing the usage of the command concerned)."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BrokenPipeError:
+        # the reader went away (`gdcore info | head -1`): stop quietly, as cat does.
+        # Python would report the failed flush of stdout at exit: point stdout at
+        # devnull first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

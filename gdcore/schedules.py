@@ -1,9 +1,9 @@
-"""Learning-rate schedules, applied once per epoch by ``MLP.fit``.
+"""Learning-rate schedules, applied once per epoch by ``MLP.fit``::
 
     sched = gd.schedules.CosineAnnealing(T_max=50)
     net.fit(X, T, epochs=50, optimizer=gd.optim.SGD(lr=0.1), lr_schedule=sched)
 
-What ``fit`` calls, in order:
+What ``fit`` calls, in order::
 
     schedule.start(base_lr)              # every fit call; only the first one counts
     lr = schedule.lr_at(epoch)           # before epoch ``epoch`` (0-based, counted
@@ -20,6 +20,7 @@ asked for any epoch in any order.  ``ReduceLROnPlateau`` is driven by ``epoch_en
 """
 import math
 from collections.abc import Mapping
+from typing import Tuple
 
 from . import _validation as v
 
@@ -32,6 +33,11 @@ __all__ = [
     "ReduceLROnPlateau",
     "from_state_dict",
 ]
+
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
 
 
 class Schedule:
@@ -48,8 +54,8 @@ class Schedule:
         The learning rate given to the first ``start`` call; None before it.
     """
 
-    _param_names = ()
-    _state_names = ("base_lr",)
+    _param_names: Tuple[str, ...] = ()
+    _state_names: Tuple[str, ...] = ("base_lr",)
 
     def __init__(self):
         self.base_lr = None
@@ -154,7 +160,7 @@ class Schedule:
             return NotImplemented
         return self.state_dict() == other.state_dict()
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # equal by value, mutable: unhashable
 
 
 def _check_factor(value, name):
@@ -232,7 +238,7 @@ class InverseTimeDecay(Schedule):
 
 
 class CosineAnnealing(Schedule):
-    """Cosine annealing from the base rate to ``eta_min`` over ``T_max`` epochs.
+    """Cosine annealing from the base rate to ``eta_min`` over ``T_max`` epochs::
 
         lr(epoch) = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2
                                                               for epoch <= T_max

@@ -71,7 +71,14 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
-from sklearn.base import is_classifier
+import sklearn
+
+if tuple(int(p) for p in sklearn.__version__.split(".")[:2]) < (1, 9):
+    raise ImportError(f"gdcore.sklearn needs scikit-learn >= 1.9 (it follows that "
+                      f"version's training loop exactly); found {sklearn.__version__}: "
+                      f'pip install "gdcore[sklearn]"')
+
+from sklearn.base import is_classifier  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as _SkMLPClassifier

@@ -18,6 +18,8 @@ evaluates the value on meshgrid arrays for contour plots::
 Points are array-likes of shape (2,) with finite real entries, evaluated in float64.
 ``FUNCTIONS`` maps each name to its instance; ``get(name)`` looks one up.
 """
+from typing import Optional
+
 import numpy as np
 
 from ._validation import check_float
@@ -26,6 +28,11 @@ __all__ = [
     "TestFunction", "Rosenbrock", "Beale", "Booth", "Himmelblau", "Saddle",
     "rosenbrock", "beale", "booth", "himmelblau", "saddle", "FUNCTIONS", "get",
 ]
+
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
 
 
 def _point(x, name="x"):
@@ -85,7 +92,7 @@ class TestFunction:
 
     # Not a test class, whatever pytest thinks of the name.
     __test__ = False
-    name = None
+    name: Optional[str] = None
 
     def __init__(self, minima, minimum_value, bounds, start):
         self._minima = tuple(np.array(m, dtype=np.float64) for m in minima)
@@ -374,7 +381,7 @@ saddle = Saddle()
 FUNCTIONS = {f.name: f for f in (rosenbrock, beale, booth, himmelblau, saddle)}
 
 
-def get(name):
+def get(name: str) -> "TestFunction":
     """The test function called ``name``, one of the keys of ``FUNCTIONS``.
 
     Parameters

@@ -10,12 +10,21 @@ test suite checks and what the demo draws.  Adadelta needs a small learning rate
 this function: with torch's default lr = 1 it wanders along the valley for 250,000
 steps without settling.
 """
+from typing import Dict, Optional
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import optim
-from .minimize import minimize
+from .minimize import MinimizeResult, minimize
+from .testfunctions import TestFunction
 
 __all__ = ["ROSENBROCK", "classic_optimizers", "optimizer_paths"]
+
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
 
 # name -> (make the optimizer, iteration budget, distance to (1, 1) reached within it)
 ROSENBROCK = {
@@ -29,12 +38,15 @@ ROSENBROCK = {
 }
 
 
-def classic_optimizers():
+def classic_optimizers() -> Dict[str, optim.Optimizer]:
     """Fresh instances of the seven classic optimizers, with the ROSENBROCK settings."""
     return {name: make() for name, (make, _, _) in ROSENBROCK.items()}
 
 
-def optimizer_paths(function, start=None, steps=None, optimizers=None, tol=0.0):
+def optimizer_paths(function: TestFunction, start: Optional[ArrayLike] = None,
+                    steps: Optional[int] = None,
+                    optimizers: Optional[Dict[str, optim.Optimizer]] = None,
+                    tol: float = 0.0) -> Dict[str, MinimizeResult]:
     """Run ``minimize`` from ``start`` with each optimizer; return name -> result.
 
     Parameters

@@ -1,0 +1,13 @@
+"""
+y = x^2 by gradient descent
+===========================
+
+The ``square`` section of the tour (``gdcore demo --section square``): it prints what it
+shows and with which settings, then the section's pictures are drawn.  The code behind
+it is in :mod:`gdcore.tour`; the pictures are made by :mod:`gdcore.plot`.
+"""
+import gdcore as gd
+from gdcore import tour
+
+results = tour.run(["square"])
+figures = [draw() for draw in gd.plot.tour_pictures(results).values()]

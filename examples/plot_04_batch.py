@@ -1,0 +1,13 @@
+"""
+Batch, stochastic and mini-batch gradient descent
+=================================================
+
+The ``batch`` section of the tour (``gdcore demo --section batch``): it prints what it
+shows and with which settings, then the section's pictures are drawn.  The code behind
+it is in :mod:`gdcore.tour`; the pictures are made by :mod:`gdcore.plot`.
+"""
+import gdcore as gd
+from gdcore import tour
+
+results = tour.run(["batch"])
+figures = [draw() for draw in gd.plot.tour_pictures(results).values()]
