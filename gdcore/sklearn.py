@@ -65,6 +65,7 @@ in blocks of ``SPARSE_BLOCK_ROWS`` rows), never whole.
 """
 import copy
 import math
+import re
 import warnings
 from numbers import Integral, Real
 
@@ -73,7 +74,7 @@ import scipy.optimize
 import scipy.sparse as sp
 import sklearn
 
-if tuple(int(p) for p in sklearn.__version__.split(".")[:2]) < (1, 9):
+if tuple(map(int, re.match(r"(\d+)\.(\d+)", sklearn.__version__).groups())) < (1, 9):
     raise ImportError(f"gdcore.sklearn needs scikit-learn >= 1.9 (it follows that "
                       f"version's training loop exactly); found {sklearn.__version__}: "
                       f'pip install "gdcore[sklearn]"')
