@@ -27,6 +27,7 @@
 # calls the same step, so fit() does not return to Python between steps.
 
 from libc.math cimport cos, fabs
+from libc.stdint cimport uint32_t, uint64_t
 
 cdef extern from *:
     """
@@ -47,6 +48,8 @@ cdef enum:
     OPT_ADAM = 4
     STATUS_OK = 0
     STATUS_BAD_LABEL = 1
+    STATUS_NONFINITE_X = 2
+    STATUS_NONFINITE_T = 3
 
 # random streams: dropout of layer l uses stream l, the input noise this one
 NOISE_STREAM = 1 << 32
@@ -155,6 +158,30 @@ cdef double regularize(floating* W, floating* dW, Py_ssize_t n, double l1,
         ab[i & 3] += fabs(x)
     return (0.5 * l2 * ((sq[0] + sq[1]) + (sq[2] + sq[3]))
             + l1 * ((ab[0] + ab[1]) + (ab[2] + ab[3])))
+
+
+cdef bint all_finite(const floating* a, Py_ssize_t n) noexcept nogil:
+    """True when none of the n values is NaN or infinite.  The magnitude bits of an
+    IEEE float are at least those of infinity exactly for inf and NaN; their maximum is
+    an integer reduction, which vectorises (a floating-point one would not without
+    -ffast-math), so the check costs about one read of the array."""
+    cdef Py_ssize_t i
+    cdef const uint32_t* a32
+    cdef const uint64_t* a64
+    cdef uint32_t m32 = 0, x32
+    cdef uint64_t m64 = 0, x64
+    if floating is float:
+        a32 = <const uint32_t*>a
+        for i in range(n):
+            x32 = a32[i] & 0x7fffffffU
+            m32 = x32 if x32 > m32 else m32
+        return m32 < 0x7f800000U
+    else:
+        a64 = <const uint64_t*>a
+        for i in range(n):
+            x64 = a64[i] & 0x7fffffffffffffffULL
+            m64 = x64 if x64 > m64 else m64
+        return m64 < 0x7ff0000000000000ULL
 
 
 cdef void optimizer_core(Optim* opt, floating* p, const floating* g, Py_ssize_t n,
@@ -306,6 +333,14 @@ cdef double net_epoch(Net* net, const floating* X, const floating* T,
     return total
 
 
+def _describe_buffer(buf):
+    try:
+        return (f"{type(buf).__name__} of shape {buf.shape}, dtype {buf.dtype}, "
+                f"C-contiguous={buf.flags.c_contiguous}, writable={buf.flags.writeable}")
+    except AttributeError:
+        return type(buf).__name__
+
+
 cdef class NetworkWorkspace:
     """Buffers of one network for batches of up to ``capacity`` rows (see the Design
     note of _network.pxi).  Made and used by gdcore.network.MLP."""
@@ -388,14 +423,36 @@ cdef class NetworkWorkspace:
                          f"in [0, {K})")
 
     cdef int _optim(self, Optim* opt, int kind, int flags, scalars, state) except -1:
-        cdef int i
+        """Fill ``opt``, checking every state buffer the update will touch: each must be
+        a writable, aligned, C-contiguous 1-D array of the workspace dtype and exactly
+        n_params long, so no state handed in can make the update read or write out of
+        bounds."""
+        cdef int i, required
+        cdef object buf
+        if not OPT_SGD <= kind <= OPT_ADAM or len(scalars) != 8 or len(state) > 3:
+            raise ValueError("not an optimizer plan of gdcore.optim")
         opt.kind = kind
         opt.flags = flags
         for i in range(8):
             opt.s[i] = scalars[i]
+        # buffers the update reads whatever the options (see optimizer_core)
+        required = (0 if kind == OPT_SGD else 1 if kind in (OPT_ADAGRAD, OPT_RMSPROP)
+                    else 2)
         for i in range(3):
-            opt.state[i] = cnp.PyArray_DATA(<cnp.ndarray>state[i]) \
-                if i < len(state) and state[i] is not None else NULL
+            buf = state[i] if i < len(state) else None
+            if buf is None:
+                if (i < required or (kind == OPT_SGD and i == 0 and opt.s[1] != 0)
+                        or (kind == OPT_RMSPROP and i == 1 and opt.s[4] > 0)):
+                    raise ValueError(f"the optimizer's state buffer {i} is missing; "
+                                     f"reset() the optimizer or load a full state_dict")
+                opt.state[i] = NULL
+            elif vector_ok(buf, self.typenum, self.net.n_params, True):
+                opt.state[i] = cnp.PyArray_DATA(<cnp.ndarray>buf)
+            else:
+                raise ValueError(
+                    f"the optimizer's state buffer {i} must be a writable C-contiguous "
+                    f"1-D {self.dtype} array of the {self.net.n_params} parameters, got "
+                    f"{_describe_buffer(buf)}")
         return 0
 
     cdef bint _batch_ok(self, object X, object T):
@@ -447,9 +504,27 @@ cdef class NetworkWorkspace:
         cdef bint is_labels = cnp.PyArray_NDIM(<cnp.ndarray>T) == 1
         if B > self.capacity:
             raise ValueError(f"batch of {B} rows exceeds the workspace's {self.capacity}")
+        if update and B < 1:
+            raise ValueError("X has no samples: a training step needs a non-empty batch")
         if update:
             self._optim(&opt, kind, flags, scalars, state)
         reg.l1, reg.l2, reg.noise_std = l1, l2, noise_std
+        with nogil:
+            # a training step rejects non-finite inputs before touching any state
+            if update and self.typenum == cnp.NPY_FLOAT32:
+                if not all_finite(<float*>x, B * self.net.sizes[0]):
+                    status = STATUS_NONFINITE_X
+                elif not is_labels and not all_finite(<float*>t, B * self.net.sizes[self.net.n_layers]):
+                    status = STATUS_NONFINITE_T
+            elif update:
+                if not all_finite(<double*>x, B * self.net.sizes[0]):
+                    status = STATUS_NONFINITE_X
+                elif not is_labels and not all_finite(<double*>t, B * self.net.sizes[self.net.n_layers]):
+                    status = STATUS_NONFINITE_T
+        if status == STATUS_NONFINITE_X:
+            raise ValueError("X contains NaN or infinity")
+        if status == STATUS_NONFINITE_T:
+            raise ValueError("T contains NaN or infinity")
         with nogil:
             blas_threads_single()
             if self.typenum == cnp.NPY_FLOAT32:
@@ -482,8 +557,17 @@ cdef class NetworkWorkspace:
         cdef const cnp.int64_t* order_ptr = NULL
         cdef const double* s = <double*>cnp.PyArray_DATA(scalars)
         cdef const unsigned long long* seed_ptr = <unsigned long long*>cnp.PyArray_DATA(seeds)
-        if batch > self.capacity or (order is not None and self.net.Xb == NULL):
+        if batch < 1 or batch > self.capacity or (order is not None and self.net.Xb == NULL):
             raise ValueError("the workspace cannot hold these batches")
+        if (cnp.PyArray_NDIM(scalars) != 2 or cnp.PyArray_TYPE(scalars) != cnp.NPY_FLOAT64
+                or not cnp.PyArray_IS_C_CONTIGUOUS(scalars)
+                or cnp.PyArray_DIM(scalars, 0) != (N + batch - 1) // batch
+                or cnp.PyArray_DIM(scalars, 1) != 8
+                or cnp.PyArray_TYPE(seeds) != cnp.NPY_UINT64 or cnp.PyArray_NDIM(seeds) != 1
+                or not cnp.PyArray_IS_C_CONTIGUOUS(seeds)
+                or cnp.PyArray_DIM(seeds, 0) != cnp.PyArray_DIM(scalars, 0)):
+            raise ValueError("epoch needs (n_steps, 8) float64 scalars and (n_steps,) "
+                             "uint64 seeds")
         if order is not None:
             order_ptr = <cnp.int64_t*>cnp.PyArray_DATA(<cnp.ndarray>order)
         self._optim(&opt, kind, flags, scalars[0] if len(scalars) else (0.0,) * 8, state)

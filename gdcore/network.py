@@ -168,8 +168,8 @@ class MLP:
         self._rng = np.random.default_rng(train_seq)
 
         n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-        self.params = np.zeros(n_params, dtype=self.dtype)
-        self.grads = np.zeros(n_params, dtype=self.dtype)
+        self._params = np.zeros(n_params, dtype=self.dtype)
+        self._grads = np.zeros(n_params, dtype=self.dtype)
         self.layers = []
         offset = 0
         for n_in, n_out, act in zip(sizes[:-1], sizes[1:], self.activations):
@@ -252,6 +252,31 @@ class MLP:
                 f"dtype={self.dtype.name!r}, backend={self.backend!r})")
 
     @property
+    def params(self):
+        """All weights and biases, one flat buffer (the layers' W and b are views of it).
+
+        The attribute is read-only: the network, its layer views and its native
+        workspace all hold this one buffer, so a new array cannot take its place.
+        Write values into it instead: ``net.params[...] = x``."""
+        return self._params
+
+    @params.setter
+    def params(self, value):
+        raise AttributeError("net.params is the network's own buffer and cannot be "
+                             "replaced; copy values into it with net.params[...] = x")
+
+    @property
+    def grads(self):
+        """The gradient of the last step, laid out like ``params`` (read-only
+        attribute, as ``params``; ``net.grads[...] = g`` writes into it)."""
+        return self._grads
+
+    @grads.setter
+    def grads(self, value):
+        raise AttributeError("net.grads is the network's own buffer and cannot be "
+                             "replaced; copy values into it with net.grads[...] = g")
+
+    @property
     def n_params(self):
         return self.params.shape[0]
 
@@ -284,7 +309,8 @@ class MLP:
         K = self.layer_sizes[-1]
         if type(T) is np.ndarray:
             if (T.ndim == 1 and T.dtype == np.int64 and self.loss_name == "cross_entropy"
-                    and T.shape[0] == n_samples and T.flags.c_contiguous):
+                    and T.shape[0] == n_samples and T.flags.c_contiguous
+                    and (n_samples == 0 or (T.min() >= 0 and T.max() < K))):
                 return T
             if (T.ndim == 2 and T.dtype == self.dtype and T.shape == (n_samples, K)
                     and T.flags.c_contiguous):
@@ -482,9 +508,30 @@ class MLP:
         """One gradient-descent step on the batch (X, T): forward (with dropout),
         loss, backward, optional l1/l2 penalties on the weights (not the biases) and
         Gaussian input noise, and the optimizer's update of ``params``.  Returns the
-        batch loss before the update (data loss plus penalties)."""
+        batch loss before the update (data loss plus penalties).
+
+        The step is all-or-nothing: X and T are checked first (an empty batch, NaN or
+        infinity in X or in float targets, or a label outside [0, n_out) raises
+        ValueError, with the native backend from a fused check in C that costs about
+        one read of the batch), and nothing changes when it raises.  Calling it on one
+        network or one optimizer from two threads at once raises RuntimeError; separate
+        networks with separate optimizers train in parallel (the GIL is released)."""
         if not isinstance(optimizer, _optim.Optimizer):
             self._check_optimizer(optimizer)
+        with _optim.exclusive(self, "this network"), optimizer._using():
+            fresh = not optimizer._state
+            rng_state = self._rng.bit_generator.state if self._stochastic or input_noise else None
+            try:
+                return self._train_step(X, T, optimizer, l1, l2, input_noise, n_threads)
+            except BaseException:
+                # nothing of a failed step stays: the seed it drew, the state it allocated
+                if rng_state is not None:
+                    self._rng.bit_generator.state = rng_state
+                if fresh and optimizer._state and optimizer._step_count == 0:
+                    optimizer.reset()
+                raise
+
+    def _train_step(self, X, T, optimizer, l1, l2, input_noise, n_threads):
         if l1 or l2 or input_noise:
             l1 = v.check_float(l1, "l1", 0.0)
             l2 = v.check_float(l2, "l2", 0.0)
@@ -503,6 +550,13 @@ class MLP:
                 return loss
         X = self._check_X(X)
         T = self._check_T(T, X.shape[0])
+        if X.shape[0] == 0:
+            raise ValueError("X has no samples: a training step needs a non-empty batch")
+        if self.backend == "reference":
+            if not np.isfinite(X).all():
+                raise ValueError("X contains NaN or infinity")
+            if T.dtype.kind == "f" and not np.isfinite(T).all():
+                raise ValueError("T contains NaN or infinity")
         return self._step(X, T, optimizer, True, l1, l2, input_noise, seed, n_threads)
 
     def _step(self, X, T, optimizer, training, l1, l2, noise, seed, n_threads):
