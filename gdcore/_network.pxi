@@ -28,6 +28,12 @@
 
 from libc.math cimport cos, fabs
 from libc.stdint cimport uint32_t, uint64_t
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+cdef extern from "Python.h":
+    # declared noexcept: an exception a signal handler raises stays set, and the epoch
+    # loop stops after its current step and re-raises it with the GIL (see epoch)
+    int gd_check_signals "PyErr_CheckSignals" () noexcept
 
 cdef extern from *:
     """
@@ -50,6 +56,9 @@ cdef enum:
     STATUS_BAD_LABEL = 1
     STATUS_NONFINITE_X = 2
     STATUS_NONFINITE_T = 3
+    STATUS_INTERRUPTED = 4
+    # how often (nanoseconds of work) the epoch loop takes the GIL to run signal handlers
+    SIGNAL_CHECK_NS = 5000000
 
 # random streams: dropout of layer l uses stream l, the input noise this one
 NOISE_STREAM = 1 << 32
@@ -304,8 +313,23 @@ cdef double net_epoch(Net* net, const floating* X, const floating* T,
     cdef const floating* Tk
     cdef const cnp.int64_t* Lk
     cdef double total = 0, value
+    cdef timespec now
+    cdef long long last_check, now_ns
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    last_check = now.tv_sec * 1000000000LL + now.tv_nsec
     start = 0
     while start < N:
+        if start > 0:
+            # Ctrl-C: between steps, every SIGNAL_CHECK_NS of work, run the signal
+            # handlers (a clock read per step; the GIL only every few milliseconds)
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            now_ns = now.tv_sec * 1000000000LL + now.tv_nsec
+            if now_ns - last_check >= SIGNAL_CHECK_NS:
+                last_check = now_ns
+                with gil:
+                    if gd_check_signals() != 0:
+                        status[0] = STATUS_INTERRUPTED
+                        return total
         B = min(batch, N - start)
         if order != NULL:
             gather_rows(X, <floating*>net.Xb, order + start, B, n_in, nt)
@@ -339,6 +363,11 @@ def _describe_buffer(buf):
                 f"C-contiguous={buf.flags.c_contiguous}, writable={buf.flags.writeable}")
     except AttributeError:
         return type(buf).__name__
+
+
+cdef int _raise_pending() except -1:
+    """Propagate the exception a signal handler left set."""
+    return -1
 
 
 cdef class NetworkWorkspace:
@@ -481,19 +510,23 @@ cdef class NetworkWorkspace:
 
     def try_step(self, X, T, bint training, bint update, int kind, int flags, scalars,
                  state, double l1, double l2, double noise_std, unsigned long long seed,
-                 int n_threads):
+                 int n_threads, owner=None):
         """``step`` when X and T pass the fast checks (see _batch_ok), else None and
         nothing is done: the caller validates them in Python and calls ``step``."""
         if not self._batch_ok(X, T) or (noise_std > 0 and self.net.Xn == NULL):
             return None
         return self.step(X, T, training, update, kind, flags, scalars, state, l1, l2,
-                         noise_std, seed, n_threads)
+                         noise_std, seed, n_threads, owner)
 
     def step(self, X, T, bint training, bint update, int kind, int flags, scalars, state,
-             double l1, double l2, double noise_std, unsigned long long seed, int n_threads):
+             double l1, double l2, double noise_std, unsigned long long seed, int n_threads,
+             owner=None):
         """One step on validated arrays: X (B, n_in) of the workspace dtype, T either
         int64 labels (B,) or (B, n_out) targets; B <= capacity.  Returns the loss
-        (data loss plus the l1/l2 penalties)."""
+        (data loss plus the l1/l2 penalties).
+
+        With an ``owner`` (the optimizer), an update also advances its step count here,
+        in the same native call, so no Ctrl-C can fall between the two."""
         cdef Optim opt
         cdef Regularization reg
         cdef int status = STATUS_OK
@@ -538,6 +571,9 @@ cdef class NetworkWorkspace:
             blas_threads_restore()
         if status == STATUS_BAD_LABEL:
             self._raise_bad_label(T)
+        if update and owner is not None:
+            counts = owner.__dict__
+            counts["_step_count"] = counts["_step_count"] + 1
         return value
 
     def epoch(self, X, T, order, Py_ssize_t batch, int kind, int flags,
@@ -583,6 +619,8 @@ cdef class NetworkWorkspace:
                                   <cnp.int64_t*>t if is_labels else NULL, N, order_ptr,
                                   batch, &opt, s, seed_ptr, &reg, n_threads, &status)
             blas_threads_restore()
+        if status == STATUS_INTERRUPTED:
+            _raise_pending()
         if status == STATUS_BAD_LABEL:
             self._raise_bad_label(T)
         return total

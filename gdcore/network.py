@@ -520,10 +520,13 @@ class MLP:
             self._check_optimizer(optimizer)
         with _optim.exclusive(self, "this network"), optimizer._using():
             fresh = not optimizer._state
+            steps = optimizer._step_count
             rng_state = self._rng.bit_generator.state if self._stochastic or input_noise else None
             try:
                 return self._train_step(X, T, optimizer, l1, l2, input_noise, n_threads)
             except BaseException:
+                if optimizer._step_count != steps:
+                    raise       # the step completed (a Ctrl-C after it): keep it whole
                 # nothing of a failed step stays: the seed it drew, the state it allocated
                 if rng_state is not None:
                     self._rng.bit_generator.state = rng_state
@@ -544,9 +547,9 @@ class MLP:
             kind, flags, state = optimizer._native_plan()
             loss = ws.try_step(X, T, True, True, kind, flags,
                                optimizer._native_scalars(optimizer.step_count + 1), state,
-                               l1, l2, input_noise, seed, _openmp.resolve(n_threads))
+                               l1, l2, input_noise, seed, _openmp.resolve(n_threads),
+                               optimizer)
             if loss is not None:
-                optimizer.step_count += 1
                 return loss
         X = self._check_X(X)
         T = self._check_T(T, X.shape[0])
@@ -573,11 +576,10 @@ class MLP:
             return ws.step(X, T, training, False, 0, 0, None, None, l1, l2, noise, seed, nt)
         optimizer._ensure_state(self.params)
         kind, flags, state = optimizer._native_plan()
-        loss = ws.step(X, T, training, True, kind, flags,
+        # the step advances optimizer.step_count itself (see NetworkWorkspace.step)
+        return ws.step(X, T, training, True, kind, flags,
                        optimizer._native_scalars(optimizer.step_count + 1), state, l1, l2,
-                       noise, seed, nt)
-        optimizer.step_count += 1
-        return loss
+                       noise, seed, nt, optimizer)
 
     def _reference_step(self, X, T, optimizer, training, l1, l2, noise, seed, n_threads):
         """The native step, written with gdcore.reference kernels."""
