@@ -357,6 +357,16 @@ cdef double net_epoch(Net* net, const floating* X, const floating* T,
     return total
 
 
+def batch_is_finite(const floating[:, ::1] X):
+    """The finiteness check a training step runs on its batch (exposed for tests and
+    the benchmark of its cost)."""
+    cdef bint ok
+    with nogil:
+        ok = all_finite(&X[0, 0] if X.shape[0] > 0 and X.shape[1] > 0 else NULL,
+                        X.shape[0] * X.shape[1])
+    return bool(ok)
+
+
 def _describe_buffer(buf):
     try:
         return (f"{type(buf).__name__} of shape {buf.shape}, dtype {buf.dtype}, "
