@@ -510,8 +510,10 @@ cdef class NetworkWorkspace:
         B = cnp.PyArray_DIM(x, 0)
         if B < 1 or B > self.capacity:
             return False
-        if not (cnp.PyArray_IS_C_CONTIGUOUS(t) and cnp.PyArray_ISALIGNED(t)
-                and cnp.PyArray_ISNOTSWAPPED(t) and cnp.PyArray_DIM(t, 0) == B):
+        # the number of dimensions first: PyArray_DIM of a 0-d array reads past its shape
+        if not (1 <= cnp.PyArray_NDIM(t) <= 2 and cnp.PyArray_IS_C_CONTIGUOUS(t)
+                and cnp.PyArray_ISALIGNED(t) and cnp.PyArray_ISNOTSWAPPED(t)
+                and cnp.PyArray_DIM(t, 0) == B):
             return False
         if cnp.PyArray_NDIM(t) == 1:
             return self.net.loss == LOSS_CROSS_ENTROPY and cnp.PyArray_TYPE(t) == cnp.NPY_INT64

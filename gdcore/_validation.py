@@ -124,6 +124,15 @@ def check_int(value, name, low=None, high=None):
     return n
 
 
+def check_threads(n_threads, name="n_threads"):
+    """Check an ``n_threads`` argument as the native kernels do (None, or an int in
+    [1, 65536], not a bool); the reference kernels accept it for signature parity."""
+    if n_threads is not None:
+        from ._config import _check_thread_count
+        _check_thread_count(n_threads, name)
+    return n_threads
+
+
 def check_seed(value, name="seed"):
     """A seed: an int in [0, 2**64 - 1]."""
     return check_int(value, name, low=0, high=MAX_SEED)

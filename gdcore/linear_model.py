@@ -113,6 +113,11 @@ def linear_regression(X, y, method="gd", lr=0.01, optimizer=None, tol=1e-8,
     with np.errstate(all="ignore"):
         residual = A @ theta - targets
         mse_value = float(np.mean(residual * residual))
+    if not np.isfinite(mse_value) and converged:
+        converged = False
+        message = ("diverged: the mean squared error overflows (scale X and y)"
+                   if method == "gd" else
+                   "the mean squared error overflows (scale X and y)")
     intercept, coef = theta[0], theta[1:]
     if y.ndim == 1:
         intercept, coef = float(intercept[0]), coef[:, 0]

@@ -130,10 +130,18 @@ class Optimizer:
         """One update of ``params`` in place from ``grads``; returns ``params``."""
         params = v.param_vector(params, "params")
         with self._using():
-            self._ensure_state(params)
-            update = getattr(_BACKENDS[self.backend], self.kernel)
-            kwargs = self._kernel_kwargs(self._step_count + 1)
-            update(params, grads, **self._state, **kwargs, n_threads=n_threads)
+            fresh = not self._state
+            try:
+                self._ensure_state(params)
+                update = getattr(_BACKENDS[self.backend], self.kernel)
+                kwargs = self._kernel_kwargs(self._step_count + 1)
+                update(params, grads, **self._state, **kwargs, n_threads=n_threads)
+            except BaseException:
+                # the kernels check everything before writing: only a state allocated
+                # for this step can be left behind
+                if fresh and self._state and self._step_count == 0:
+                    self.reset()
+                raise
             self._step_count += 1
         return params
 

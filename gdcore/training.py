@@ -241,19 +241,26 @@ def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_spl
         raise TypeError("step_callback must be callable")
     X, T = _check_data(net, X, T)
     X, T, Xv, Tv = _split_validation(net, X, T, validation_split, validation_data)
+    # every check before the first change of state
+    nt = _openmp.resolve(n_threads)
+    if seed is not None:
+        seed = v.check_seed(seed)
+    N = X.shape[0]
+    B = N if batch_size is None else min(batch_size, N)
+    n_steps = math.ceil(N / B)
+    steps_so_far = (optimizer if optimizer is not None else net.optimizer or _optim.SGD()).step_count
+    if steps_so_far + epochs * n_steps > v.MAX_STEP:
+        raise ValueError(f"epochs={epochs} would take the optimizer's step count past "
+                         f"{v.MAX_STEP}")
     optimizer = _resolve_optimizer(net, optimizer)
     if seed is not None:
-        net._rng = np.random.default_rng(v.check_seed(seed))
+        net._rng = np.random.default_rng(seed)
     if lr_schedule is not None:
         net.lr_schedule = lr_schedule
     schedule = net.lr_schedule
     if schedule is not None:
         schedule.start(optimizer.lr)
-    nt = _openmp.resolve(n_threads)
 
-    N = X.shape[0]
-    B = N if batch_size is None else min(batch_size, N)
-    n_steps = math.ceil(N / B)
     stochastic = bool(input_noise) or net._stochastic
     history = History()
     best, best_params, wait = math.inf, None, 0

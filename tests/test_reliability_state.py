@@ -354,3 +354,16 @@ def test_different_nets_in_threads_equal_serial_runs():
         t.join()
     for a, b in zip(serial, results):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("T", [np.float32(1.0), np.array(1.0, np.float32), np.array(2),
+                               np.zeros((4, 3, 1), np.float32)])
+def test_train_step_fast_path_rejects_odd_dimensional_targets(T):
+    # found by the fuzzer: a 0-d T reached PyArray_DIM(T, 0) in the fast path (segfault)
+    net, X, y = _net_and_data(n=4)
+    opt = gd.optim.Adam()
+    net.train_step(X, y, opt)                  # the workspace exists: the fast path runs
+    before = _training_state(net, opt)
+    with pytest.raises((ValueError, TypeError)):
+        net.train_step(X, np.asarray(T), opt)
+    _assert_state_equal(before, _training_state(net, opt))
