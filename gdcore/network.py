@@ -446,8 +446,19 @@ class MLP:
             ``step_callback(step, loss)`` after every step; this makes the epoch loop
             return to Python between steps (otherwise one epoch is one native call).
 
-        Training stops early (``history.stopped_early``) when a callback asks, when
-        early stopping triggers, or when the loss becomes NaN or infinite.
+        Training stops early (``history.stopped_early``, with ``history.stop_reason``
+        'callback', 'early_stopping' or 'diverged') when a callback asks, when early
+        stopping triggers, or when the training loss or the parameters become NaN or
+        infinite: that epoch is undone (parameters, optimizer state, step and epoch
+        counters, History and random generator as at the end of the last finite epoch)
+        and a RuntimeWarning names the learning rate.
+
+        Every argument is checked before anything changes.  An exception inside an
+        epoch, Ctrl-C included (the native epoch loop runs the signal handlers every
+        5 ms between steps, so it stops within milliseconds), puts back the state of
+        the epoch's start and propagates: a later ``fit`` continues bitwise as if the
+        run had not been interrupted.  A network (and its optimizer) used by another
+        thread raises RuntimeError.
         """
         from .training import fit
         return fit(self, X, T, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
