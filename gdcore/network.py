@@ -529,21 +529,39 @@ class MLP:
         networks with separate optimizers train in parallel (the GIL is released)."""
         if not isinstance(optimizer, _optim.Optimizer):
             self._check_optimizer(optimizer)
-        with _optim.exclusive(self, "this network"), optimizer._using():
-            fresh = not optimizer._state
-            steps = optimizer._step_count
-            rng_state = self._rng.bit_generator.state if self._stochastic or input_noise else None
+        # the marks of _optim.exclusive, inlined: this is the per-step hot path
+        token = object()
+        if self.__dict__.setdefault("_busy", token) is not token:
+            raise RuntimeError("this network is in use by another thread; use one per "
+                               "thread (or serialise the calls with a lock)")
+        try:
+            if optimizer.__dict__.setdefault("_busy", token) is not token:
+                raise RuntimeError(f"this {type(optimizer).__name__} optimizer is in use "
+                                   f"by another thread; use one per thread (or serialise "
+                                   f"the calls with a lock)")
             try:
-                return self._train_step(X, T, optimizer, l1, l2, input_noise, n_threads)
-            except BaseException:
-                if optimizer._step_count != steps:
-                    raise       # the step completed (a Ctrl-C after it): keep it whole
-                # nothing of a failed step stays: the seed it drew, the state it allocated
-                if rng_state is not None:
-                    self._rng.bit_generator.state = rng_state
-                if fresh and optimizer._state and optimizer._step_count == 0:
-                    optimizer.reset()
-                raise
+                return self._guarded_step(X, T, optimizer, l1, l2, input_noise, n_threads)
+            finally:
+                del optimizer.__dict__["_busy"]
+        finally:
+            del self.__dict__["_busy"]
+
+    def _guarded_step(self, X, T, optimizer, l1, l2, input_noise, n_threads):
+        """``_train_step``, undoing what a failed step left (the seed it drew, the
+        optimizer state it allocated)."""
+        fresh = not optimizer._state
+        steps = optimizer._step_count
+        rng_state = self._rng.bit_generator.state if self._stochastic or input_noise else None
+        try:
+            return self._train_step(X, T, optimizer, l1, l2, input_noise, n_threads)
+        except BaseException:
+            if optimizer._step_count != steps:
+                raise       # the step completed (a Ctrl-C after it): keep it whole
+            if rng_state is not None:
+                self._rng.bit_generator.state = rng_state
+            if fresh and optimizer._state and optimizer._step_count == 0:
+                optimizer.reset()
+            raise
 
     def _train_step(self, X, T, optimizer, l1, l2, input_noise, n_threads):
         if l1 or l2 or input_noise:
