@@ -56,14 +56,37 @@ from . import _openmp  # noqa: E402  (loads libgomp: after the wait policy)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_openmp.mark_forked_child)
 
+# Thread counts above this are rejected as mistakes; below it they are clamped to the
+# usable CPUs.
+MAX_THREADS = 1 << 16
+
+
+def usable_cpus():
+    """The CPUs this process may run on: its affinity mask where the OS has one
+    (``os.sched_getaffinity``, which follows taskset, cgroup cpusets and
+    ``docker --cpuset-cpus``), else ``os.cpu_count()``."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+_openmp.set_cpu_limit(usable_cpus())
+
 
 def _check_thread_count(n, name):
+    """A requested thread count: an int in [1, MAX_THREADS] (not a bool)."""
+    if isinstance(n, bool) or (hasattr(n, "dtype") and getattr(n, "dtype").kind == "b"):
+        raise ValueError(f"{name} must be a positive integer or None, got the bool {n!r}")
     try:
         n = operator.index(n)
     except TypeError:
         raise TypeError(f"{name} must be a positive integer or None, got {n!r}") from None
     if n < 1:
         raise ValueError(f"{name} must be >= 1, got {n}")
+    if n > MAX_THREADS:
+        raise ValueError(f"{name} must be <= {MAX_THREADS} (counts above the usable "
+                         f"CPUs, {usable_cpus()} here, are clamped to them), got {n}")
     return n
 
 
@@ -79,6 +102,9 @@ def set_num_threads(n):
 
     Notes
     -----
+    A count above the CPUs this process may use (its affinity mask, see
+    ``usable_cpus``) is clamped to them: gdcore never starts more threads than CPUs.
+    0, negative numbers, bools and counts above 65536 raise ``ValueError``.
     Kernels use fewer threads than this when their work is too small to pay for more
     (see ``gdcore.kernels``), and exactly one in a child process created by ``fork``.
     """
@@ -103,7 +129,7 @@ def resolve_threads(n_threads):
     if n_threads is None:
         return get_num_threads()
     n_threads = _check_thread_count(n_threads, "n_threads")
-    return 1 if _openmp.in_forked_child() else n_threads
+    return 1 if _openmp.in_forked_child() else min(n_threads, _openmp.cpu_limit())
 
 
 def config_info():

@@ -8,7 +8,8 @@
 # only on the batch size; each chunk's loss is summed in row order and the chunk sums
 # are added in chunk order, so the loss has the same bits for any thread count.
 # Logarithms are libm's, on probabilities clipped below at the dtype's smallest normal
-# number (a saturated output gives a large finite loss, never inf).
+# number (a saturated output gives a large finite loss, never inf).  The clip lets NaN
+# through, as numpy.maximum does: a NaN output gives a NaN loss, never a finite one.
 
 cdef extern from "float.h":
     double FLT_MIN
@@ -29,7 +30,8 @@ LOSS_CODES = {"squared_error": LOSS_SQUARED_ERROR, "mse": LOSS_MSE,
 
 
 cdef inline double log_clipped(double p, double tiny) noexcept nogil:
-    return log(p if p > tiny else tiny)
+    # "not (p < tiny)" keeps NaN (every comparison with NaN is false)
+    return log(tiny if p < tiny else p)
 
 
 cdef double loss_rows(int loss, const floating* Y,       # IN (n_samples, n_out)

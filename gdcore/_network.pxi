@@ -27,6 +27,13 @@
 # calls the same step, so fit() does not return to Python between steps.
 
 from libc.math cimport cos, fabs
+from libc.stdint cimport uint32_t, uint64_t
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+cdef extern from "Python.h":
+    # declared noexcept: an exception a signal handler raises stays set, and the epoch
+    # loop stops after its current step and re-raises it with the GIL (see epoch)
+    int gd_check_signals "PyErr_CheckSignals" () noexcept
 
 cdef extern from *:
     """
@@ -47,6 +54,11 @@ cdef enum:
     OPT_ADAM = 4
     STATUS_OK = 0
     STATUS_BAD_LABEL = 1
+    STATUS_NONFINITE_X = 2
+    STATUS_NONFINITE_T = 3
+    STATUS_INTERRUPTED = 4
+    # how often (nanoseconds of work) the epoch loop takes the GIL to run signal handlers
+    SIGNAL_CHECK_NS = 5000000
 
 # random streams: dropout of layer l uses stream l, the input noise this one
 NOISE_STREAM = 1 << 32
@@ -156,6 +168,30 @@ cdef double regularize(floating* W, floating* dW, Py_ssize_t n, double l1,
         ab[i & 3] += fabs(x)
     return (0.5 * l2 * ((sq[0] + sq[1]) + (sq[2] + sq[3]))
             + l1 * ((ab[0] + ab[1]) + (ab[2] + ab[3])))
+
+
+cdef bint all_finite(const floating* a, Py_ssize_t n) noexcept nogil:
+    """True when none of the n values is NaN or infinite.  The magnitude bits of an
+    IEEE float are at least those of infinity exactly for inf and NaN; their maximum is
+    an integer reduction, which vectorises (a floating-point one would not without
+    -ffast-math), so the check costs about one read of the array."""
+    cdef Py_ssize_t i
+    cdef const uint32_t* a32
+    cdef const uint64_t* a64
+    cdef uint32_t m32 = 0, x32
+    cdef uint64_t m64 = 0, x64
+    if floating is float:
+        a32 = <const uint32_t*>a
+        for i in range(n):
+            x32 = a32[i] & 0x7fffffffU
+            m32 = x32 if x32 > m32 else m32
+        return m32 < 0x7f800000U
+    else:
+        a64 = <const uint64_t*>a
+        for i in range(n):
+            x64 = a64[i] & 0x7fffffffffffffffULL
+            m64 = x64 if x64 > m64 else m64
+        return m64 < 0x7ff0000000000000ULL
 
 
 cdef void optimizer_core(Optim* opt, floating* p, const floating* g, Py_ssize_t n,
@@ -307,8 +343,23 @@ cdef double net_epoch(Net* net, const floating* X, const floating* T,
     cdef const floating* Tk
     cdef const cnp.int64_t* Lk
     cdef double total = 0, value
+    cdef timespec now
+    cdef long long last_check, now_ns
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    last_check = now.tv_sec * 1000000000LL + now.tv_nsec
     start = 0
     while start < N:
+        if start > 0:
+            # Ctrl-C: between steps, every SIGNAL_CHECK_NS of work, run the signal
+            # handlers (a clock read per step; the GIL only every few milliseconds)
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            now_ns = now.tv_sec * 1000000000LL + now.tv_nsec
+            if now_ns - last_check >= SIGNAL_CHECK_NS:
+                last_check = now_ns
+                with gil:
+                    if gd_check_signals() != 0:
+                        status[0] = STATUS_INTERRUPTED
+                        return total
         B = min(batch, N - start)
         if order != NULL:
             gather_rows(X, <floating*>net.Xb, order + start, B, n_in, nt)
@@ -334,6 +385,29 @@ cdef double net_epoch(Net* net, const floating* X, const floating* T,
         start += B
         k += 1
     return total
+
+
+def batch_is_finite(const floating[:, ::1] X):
+    """The finiteness check a training step runs on its batch (exposed for tests and
+    the benchmark of its cost)."""
+    cdef bint ok
+    with nogil:
+        ok = all_finite(&X[0, 0] if X.shape[0] > 0 and X.shape[1] > 0 else NULL,
+                        X.shape[0] * X.shape[1])
+    return bool(ok)
+
+
+def _describe_buffer(buf):
+    try:
+        return (f"{type(buf).__name__} of shape {buf.shape}, dtype {buf.dtype}, "
+                f"C-contiguous={buf.flags.c_contiguous}, writable={buf.flags.writeable}")
+    except AttributeError:
+        return type(buf).__name__
+
+
+cdef int _raise_pending() except -1:
+    """Propagate the exception a signal handler left set."""
+    return -1
 
 
 cdef class NetworkWorkspace:
@@ -419,14 +493,36 @@ cdef class NetworkWorkspace:
                          f"in [0, {K})")
 
     cdef int _optim(self, Optim* opt, int kind, int flags, scalars, state) except -1:
-        cdef int i
+        """Fill ``opt``, checking every state buffer the update will touch: each must be
+        a writable, aligned, C-contiguous 1-D array of the workspace dtype and exactly
+        n_params long, so no state handed in can make the update read or write out of
+        bounds."""
+        cdef int i, required
+        cdef object buf
+        if not OPT_SGD <= kind <= OPT_ADAM or len(scalars) != 8 or len(state) > 3:
+            raise ValueError("not an optimizer plan of gdcore.optim")
         opt.kind = kind
         opt.flags = flags
         for i in range(8):
             opt.s[i] = scalars[i]
+        # buffers the update reads whatever the options (see optimizer_core)
+        required = (0 if kind == OPT_SGD else 1 if kind in (OPT_ADAGRAD, OPT_RMSPROP)
+                    else 2)
         for i in range(3):
-            opt.state[i] = cnp.PyArray_DATA(<cnp.ndarray>state[i]) \
-                if i < len(state) and state[i] is not None else NULL
+            buf = state[i] if i < len(state) else None
+            if buf is None:
+                if (i < required or (kind == OPT_SGD and i == 0 and opt.s[1] != 0)
+                        or (kind == OPT_RMSPROP and i == 1 and opt.s[4] > 0)):
+                    raise ValueError(f"the optimizer's state buffer {i} is missing; "
+                                     f"reset() the optimizer or load a full state_dict")
+                opt.state[i] = NULL
+            elif vector_ok(buf, self.typenum, self.net.n_params, True):
+                opt.state[i] = cnp.PyArray_DATA(<cnp.ndarray>buf)
+            else:
+                raise ValueError(
+                    f"the optimizer's state buffer {i} must be a writable C-contiguous "
+                    f"1-D {self.dtype} array of the {self.net.n_params} parameters, got "
+                    f"{_describe_buffer(buf)}")
         return 0
 
     cdef bint _batch_ok(self, object X, object T):
@@ -445,8 +541,10 @@ cdef class NetworkWorkspace:
         B = cnp.PyArray_DIM(x, 0)
         if B < 1 or B > self.capacity:
             return False
-        if not (cnp.PyArray_IS_C_CONTIGUOUS(t) and cnp.PyArray_ISALIGNED(t)
-                and cnp.PyArray_ISNOTSWAPPED(t) and cnp.PyArray_DIM(t, 0) == B):
+        # the number of dimensions first: PyArray_DIM of a 0-d array reads past its shape
+        if not (1 <= cnp.PyArray_NDIM(t) <= 2 and cnp.PyArray_IS_C_CONTIGUOUS(t)
+                and cnp.PyArray_ISALIGNED(t) and cnp.PyArray_ISNOTSWAPPED(t)
+                and cnp.PyArray_DIM(t, 0) == B):
             return False
         if cnp.PyArray_NDIM(t) == 1:
             return self.net.loss == LOSS_CROSS_ENTROPY and cnp.PyArray_TYPE(t) == cnp.NPY_INT64
@@ -455,22 +553,25 @@ cdef class NetworkWorkspace:
 
     def try_step(self, X, T, bint training, bint update, int kind, int flags, scalars,
                  state, double l1, double l2, double noise_std, unsigned long long seed,
-                 int n_threads):
+                 int n_threads, owner=None):
         """``step`` when X and T pass the fast checks (see _batch_ok), else None and
         nothing is done: the caller validates them in Python and calls ``step``."""
         if not self._batch_ok(X, T) or (noise_std > 0 and self.net.Xn == NULL):
             return None
         return self.step(X, T, training, update, kind, flags, scalars, state, l1, l2,
-                         noise_std, seed, n_threads)
+                         noise_std, seed, n_threads, owner=owner)
 
     def step(self, X, T, bint training, bint update, int kind, int flags, scalars, state,
              double l1, double l2, double noise_std, unsigned long long seed, int n_threads,
-             sample_weight=None):
+             sample_weight=None, owner=None):
         """One step on validated arrays: X (B, n_in) of the workspace dtype, T either
         int64 labels (B,) or (B, n_out) targets; B <= capacity.  Returns the loss
         (data loss plus the l1/l2 penalties).  ``sample_weight``: validated (B,)
         C-contiguous weights of the workspace dtype with a positive sum, for the
-        weighted loss sum_i w_i E_i / sum_i w_i."""
+        weighted loss sum_i w_i E_i / sum_i w_i.
+
+        With an ``owner`` (the optimizer), an update also advances its step count here,
+        in the same native call, so no Ctrl-C can fall between the two."""
         cdef Optim opt
         cdef Regularization reg
         cdef int status = STATUS_OK
@@ -481,6 +582,8 @@ cdef class NetworkWorkspace:
         cdef bint is_labels = cnp.PyArray_NDIM(<cnp.ndarray>T) == 1
         if B > self.capacity:
             raise ValueError(f"batch of {B} rows exceeds the workspace's {self.capacity}")
+        if update and B < 1:
+            raise ValueError("X has no samples: a training step needs a non-empty batch")
         if update:
             self._optim(&opt, kind, flags, scalars, state)
         reg.l1, reg.l2, reg.noise_std = l1, l2, noise_std
@@ -492,6 +595,23 @@ cdef class NetworkWorkspace:
                     and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>sample_weight)):
                 raise ValueError(f"sample_weight must be a C-contiguous ({B},) array of "
                                  f"dtype {self.dtype}")
+        with nogil:
+            # a training step rejects non-finite inputs before touching any state
+            if update and self.typenum == cnp.NPY_FLOAT32:
+                if not all_finite(<float*>x, B * self.net.sizes[0]):
+                    status = STATUS_NONFINITE_X
+                elif not is_labels and not all_finite(<float*>t, B * self.net.sizes[self.net.n_layers]):
+                    status = STATUS_NONFINITE_T
+            elif update:
+                if not all_finite(<double*>x, B * self.net.sizes[0]):
+                    status = STATUS_NONFINITE_X
+                elif not is_labels and not all_finite(<double*>t, B * self.net.sizes[self.net.n_layers]):
+                    status = STATUS_NONFINITE_T
+        if status == STATUS_NONFINITE_X:
+            raise ValueError("X contains NaN or infinity")
+        if status == STATUS_NONFINITE_T:
+            raise ValueError("T contains NaN or infinity")
+        if sample_weight is not None:   # set only for this call: reset below, no raise between
             self.net.sw = cnp.PyArray_DATA(<cnp.ndarray>sample_weight)
         with nogil:
             blas_threads_single()
@@ -507,6 +627,9 @@ cdef class NetworkWorkspace:
         self.net.sw = NULL
         if status == STATUS_BAD_LABEL:
             self._raise_bad_label(T)
+        if update and owner is not None:
+            counts = owner.__dict__
+            counts["_step_count"] = counts["_step_count"] + 1
         return value
 
     def epoch(self, X, T, order, Py_ssize_t batch, int kind, int flags,
@@ -527,12 +650,21 @@ cdef class NetworkWorkspace:
         cdef const cnp.int64_t* order_ptr = NULL
         cdef const double* s = <double*>cnp.PyArray_DATA(scalars)
         cdef const unsigned long long* seed_ptr = <unsigned long long*>cnp.PyArray_DATA(seeds)
-        if batch > self.capacity or (order is not None and self.net.Xb == NULL):
+        if batch < 1 or batch > self.capacity or (order is not None and self.net.Xb == NULL):
             raise ValueError("the workspace cannot hold these batches")
         if n_rows >= 0:
             if n_rows > N or (order is not None and n_rows > len(order)):
                 raise ValueError(f"n_rows={n_rows} exceeds the rows given")
             N = n_rows
+        if (cnp.PyArray_NDIM(scalars) != 2 or cnp.PyArray_TYPE(scalars) != cnp.NPY_FLOAT64
+                or not cnp.PyArray_IS_C_CONTIGUOUS(scalars)
+                or cnp.PyArray_DIM(scalars, 0) != (N + batch - 1) // batch
+                or cnp.PyArray_DIM(scalars, 1) != 8
+                or cnp.PyArray_TYPE(seeds) != cnp.NPY_UINT64 or cnp.PyArray_NDIM(seeds) != 1
+                or not cnp.PyArray_IS_C_CONTIGUOUS(seeds)
+                or cnp.PyArray_DIM(seeds, 0) != cnp.PyArray_DIM(scalars, 0)):
+            raise ValueError("epoch needs (n_steps, 8) float64 scalars and (n_steps,) "
+                             "uint64 seeds")
         if order is not None:
             order_ptr = <cnp.int64_t*>cnp.PyArray_DATA(<cnp.ndarray>order)
         self._optim(&opt, kind, flags, scalars[0] if len(scalars) else (0.0,) * 8, state)
@@ -548,6 +680,8 @@ cdef class NetworkWorkspace:
                                   <cnp.int64_t*>t if is_labels else NULL, N, order_ptr,
                                   batch, &opt, s, seed_ptr, &reg, n_threads, &status)
             blas_threads_restore()
+        if status == STATUS_INTERRUPTED:
+            _raise_pending()
         if status == STATUS_BAD_LABEL:
             self._raise_bad_label(T)
         return total

@@ -22,6 +22,9 @@ from cython.parallel cimport prange
 
 cdef int _library_threads = 0
 cdef bint _forked_child = False
+# The CPUs this process may run on (gdcore._config sets it at import): no kernel starts
+# more threads than this, whatever it is asked for.
+cdef int _cpu_limit = 1 << 16
 
 
 cdef int threads_for(int n_threads, Py_ssize_t work, Py_ssize_t min_work_per_thread) noexcept nogil:
@@ -42,13 +45,12 @@ cdef int resolve_threads(object n_threads) except -1:
         if _forked_child:
             return 1
         if _library_threads > 0:
-            return _library_threads
+            return min(_library_threads, _cpu_limit)
         n = omp_get_max_threads()
-        return n if n > 0 else 1
-    if PyLong_CheckExact(n_threads):
+        return <int>min(n, _cpu_limit) if n > 0 else 1
+    if PyLong_CheckExact(n_threads) and 1 <= n_threads <= (1 << 16):
         n = PyLong_AsLong(n_threads)
-        if 1 <= n <= 1 << 16:
-            return 1 if _forked_child else <int>n
+        return 1 if _forked_child else <int>min(n, _cpu_limit)
     from gdcore._config import resolve_threads as checked
     return checked(n_threads)
 
@@ -57,6 +59,16 @@ def set_library_threads(int n):
     """0: follow omp_get_max_threads(); n > 0: use n threads."""
     global _library_threads
     _library_threads = n if n > 0 else 0
+
+
+def set_cpu_limit(int n):
+    """The most threads any kernel may use (the usable CPUs)."""
+    global _cpu_limit
+    _cpu_limit = n if n > 0 else 1
+
+
+def cpu_limit():
+    return _cpu_limit
 
 
 def library_threads():

@@ -90,9 +90,9 @@ cdef double checked_real(object value, str name, double low, bint low_open,
 
 
 cdef long long checked_step(object step) except -1:
-    if PyLong_CheckExact(step) and 1 <= step < (1 << 62):
+    if PyLong_CheckExact(step) and 1 <= step <= _validation.MAX_STEP:
         return PyLong_AsLongLong(step)
-    return _validation.check_int(step, "step", low=1)
+    return _validation.check_int(step, "step", low=1, high=_validation.MAX_STEP)
 
 
 cdef void check_no_overlap(list names, list buffers) except *:

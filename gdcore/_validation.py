@@ -14,6 +14,14 @@ ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "softmax")
 LOSSES = ("squared_error", "mse", "cross_entropy", "binary_cross_entropy")
 # BLAS takes 32-bit dimensions.
 MAX_DIM = 2**31 - 1
+# Step counts reach C as signed 64-bit integers and bias corrections as beta**step;
+# 2**53 keeps them exact in a double as well.
+MAX_STEP = 2**53
+# Seeds reach C as unsigned 64-bit integers.
+MAX_SEED = 2**64 - 1
+# Thread counts above this are a mistake, not a request (they are clamped to the
+# usable CPUs below it).
+MAX_THREADS = 1 << 16
 
 
 def _describe(a):
@@ -83,8 +91,13 @@ def out_array(out, name, shape, dtype, inputs=(), may_alias=()):
 
 def check_float(value, name, low=None, high=None, low_open=False, high_open=False):
     """A finite Python float within [low, high] (ends open where asked)."""
+    if isinstance(value, (complex, np.complexfloating)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
     try:
         x = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be finite, got a number too large for a "
+                         f"float ({str(value)[:20]}...)") from None
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a real number, got {value!r}") from None
     if not math.isfinite(x):
@@ -96,7 +109,8 @@ def check_float(value, name, low=None, high=None, low_open=False, high_open=Fals
     return x
 
 
-def check_int(value, name, low=None):
+def check_int(value, name, low=None, high=None):
+    """A Python int in [low, high]; ``high`` bounds what a C integer can hold."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     try:
@@ -105,7 +119,39 @@ def check_int(value, name, low=None):
         raise TypeError(f"{name} must be an integer, got {value!r}") from None
     if low is not None and n < low:
         raise ValueError(f"{name} must be >= {low}, got {n}")
+    if high is not None and n > high:
+        raise ValueError(f"{name} must be <= {high}, got {n}")
     return n
+
+
+def check_threads(n_threads, name="n_threads"):
+    """Check an ``n_threads`` argument as the native kernels do (None, or an int in
+    [1, 65536], not a bool); the reference kernels accept it for signature parity."""
+    if n_threads is not None:
+        from ._config import _check_thread_count
+        _check_thread_count(n_threads, name)
+    return n_threads
+
+
+def check_seed(value, name="seed"):
+    """A seed: an int in [0, 2**64 - 1]."""
+    return check_int(value, name, low=0, high=MAX_SEED)
+
+
+def real_array(a, name, dtype=np.float64):
+    """``a`` as an array of the real ``dtype``: bools, integers and floats convert;
+    complex, object, string and other dtypes raise TypeError instead of being
+    truncated or parsed."""
+    try:
+        arr = np.asarray(a)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a real number or array, got {type(a).__name__}: "
+                        f"{err}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be real (bool, integer or float), got dtype "
+                        f"{arr.dtype}")
+    with np.errstate(over="ignore"):
+        return arr.astype(dtype)
 
 
 def check_betas(betas):

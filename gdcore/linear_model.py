@@ -22,8 +22,10 @@ __all__ = ["linear_regression", "LinearRegressionResult"]
 class LinearRegressionResult:
     """coef : ndarray (n_features,) or (n_features, n_targets);  intercept : float or
     ndarray (n_targets,);  mse : the mean squared error on the data;  method;
-    nit / converged / path: the gradient-descent run (path: iterates of [b, W...],
-    None for lstsq)."""
+    nit / converged / path / message: the gradient-descent run (path: iterates of
+    [b, W...], None for lstsq); a run whose iterates overflow stops with
+    ``converged=False`` and a message starting with "diverged" (lower ``lr`` or scale
+    the features)."""
 
     coef: np.ndarray
     intercept: object
@@ -32,6 +34,7 @@ class LinearRegressionResult:
     nit: int = 0
     converged: bool = True
     path: np.ndarray = field(default=None, repr=False)
+    message: str = ""
 
     def predict(self, X):
         X = np.asarray(X, dtype=np.float64)
@@ -50,7 +53,7 @@ def _check_xy(X, y):
         X = X.reshape(-1, 1)
     if X.ndim != 2:
         raise ValueError(f"X must be 1-D or 2-D (n_samples, n_features), got shape {X.shape}")
-    y = np.asarray(y, dtype=np.float64)
+    y = v.real_array(y, "y")
     if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
         raise ValueError(f"y must have {X.shape[0]} rows like X, got shape {y.shape}")
     if X.shape[0] == 0:
@@ -104,11 +107,20 @@ def linear_regression(X, y, method="gd", lr=0.01, optimizer=None, tol=1e-8,
         result = minimize(mse, np.zeros((d + 1) * k), grad=grad, lr=lr, optimizer=optimizer,
                           tol=tol, max_iter=max_iter)
         theta = unpack(np.asarray(result.x))
-        nit, converged, path = result.nit, result.converged, result.path
-    residual = A @ theta - targets
+        nit, converged, path, message = result.nit, result.converged, result.path, result.message
+    if method == "lstsq":
+        message = "least-squares solution"
+    with np.errstate(all="ignore"):
+        residual = A @ theta - targets
+        mse_value = float(np.mean(residual * residual))
+    if not np.isfinite(mse_value) and converged:
+        converged = False
+        message = ("diverged: the mean squared error overflows (scale X and y)"
+                   if method == "gd" else
+                   "the mean squared error overflows (scale X and y)")
     intercept, coef = theta[0], theta[1:]
     if y.ndim == 1:
         intercept, coef = float(intercept[0]), coef[:, 0]
     return LinearRegressionResult(coef=coef, intercept=intercept,
-                                  mse=float(np.mean(residual * residual)), method=method,
-                                  nit=nit, converged=converged, path=path)
+                                  mse=mse_value, method=method, nit=nit,
+                                  converged=converged, path=path, message=message)

@@ -73,8 +73,10 @@ def minimize(fun, x0, grad=None, lr=0.01, optimizer=None, tol=1e-6, max_iter=10_
     Returns
     -------
     MinimizeResult
-        Iteration also stops (not converged) when x, fun or the gradient becomes NaN
-        or infinite.
+        Iteration also stops, with ``converged=False`` and a message saying it
+        diverged, when x, fun or the gradient becomes NaN or infinite or ``fun`` /
+        ``grad`` overflow (OverflowError); NumPy floating-point warnings inside the
+        run are silenced, since the result reports them.
     """
     if not callable(fun):
         raise TypeError(f"fun must be callable, got {type(fun).__name__}")
@@ -90,10 +92,7 @@ def minimize(fun, x0, grad=None, lr=0.01, optimizer=None, tol=1e-6, max_iter=10_
     max_iter = v.check_int(max_iter, "max_iter", low=0)
     h = v.check_float(h, "h", 0.0, low_open=True)
     scalar = np.ndim(x0) == 0
-    try:
-        x = np.array(x0, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise TypeError(f"x0 must be a real number or array, got {x0!r}") from None
+    x = np.array(v.real_array(x0, "x0"), dtype=np.float64).reshape(-1)
     if x.size == 0:
         raise ValueError("x0 is empty")
     if not np.all(np.isfinite(x)):
@@ -105,18 +104,27 @@ def minimize(fun, x0, grad=None, lr=0.01, optimizer=None, tol=1e-6, max_iter=10_
 
     def gradient(flat):
         point = as_user(flat)
-        g = grad(point) if grad is not None else numerical_gradient(fun, point, h=h)
-        g = np.asarray(g, dtype=np.float64).reshape(-1)
+        try:
+            g = grad(point) if grad is not None else numerical_gradient(fun, point, h=h)
+        except OverflowError:
+            return np.full(flat.shape, np.inf)
+        g = v.real_array(g, "grad(x)").reshape(-1)
         if g.shape != flat.shape:
             raise ValueError(f"grad returned {g.size} values for a point of {flat.size}")
         return g
 
+    with np.errstate(all="ignore"):
+        return _run(fun, x, gradient, as_user, shape, scalar, lr, optimizer, tol,
+                    max_iter, callback)
+
+
+def _run(fun, x, gradient, as_user, shape, scalar, lr, optimizer, tol, max_iter, callback):
     path = [x.copy()]
     nit, converged, message = 0, False, "maximum number of iterations reached"
     while True:
         g = gradient(x)
         if not np.all(np.isfinite(g)):
-            message = "the gradient is not finite (diverged?)"
+            message = "diverged: the gradient is not finite"
             break
         if np.max(np.abs(g)) < tol:
             converged, message = True, f"max |grad| < tol = {tol}"
@@ -130,19 +138,24 @@ def minimize(fun, x0, grad=None, lr=0.01, optimizer=None, tol=1e-6, max_iter=10_
         nit += 1
         path.append(x.copy())
         if not np.all(np.isfinite(x)):
-            message = "x is not finite (diverged)"
+            message = "diverged: x is not finite"
             break
         if callback is not None and callback(as_user(x), nit):
             message = "stopped by the callback"
             g = gradient(x)
             break
-    value = float(fun(as_user(x)))
+    try:
+        value = float(fun(as_user(x)))
+    except OverflowError:
+        value = math.inf
     path = np.array(path)
     if scalar:
         path = path[:, 0]
     else:
         path = path.reshape((len(path),) + shape)
-    if not math.isfinite(value) and converged:
-        converged, message = False, "fun is not finite at the last iterate"
+    if not math.isfinite(value):
+        if converged or not message.startswith("diverged"):
+            message = "diverged: fun is not finite at the last iterate"
+        converged = False
     return MinimizeResult(x=as_user(x), fun=value, grad=as_user(g), nit=nit,
                           converged=converged, path=path, message=message)

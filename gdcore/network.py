@@ -170,8 +170,8 @@ class MLP:
         self._rng = np.random.default_rng(train_seq)
 
         n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-        self.params = np.zeros(n_params, dtype=self.dtype)
-        self.grads = np.zeros(n_params, dtype=self.dtype)
+        self._params = np.zeros(n_params, dtype=self.dtype)
+        self._grads = np.zeros(n_params, dtype=self.dtype)
         self._bind_layers()
         self._initialize(np.random.default_rng(init_seq))
         # the last layer's delta from the loss is dE/dU for canonical pairs only
@@ -274,6 +274,31 @@ class MLP:
                 f"dtype={self.dtype.name!r}, backend={self.backend!r})")
 
     @property
+    def params(self):
+        """All weights and biases, one flat buffer (the layers' W and b are views of it).
+
+        The attribute is read-only: the network, its layer views and its native
+        workspace all hold this one buffer, so a new array cannot take its place.
+        Write values into it instead: ``net.params[...] = x``."""
+        return self._params
+
+    @params.setter
+    def params(self, value):
+        raise AttributeError("net.params is the network's own buffer and cannot be "
+                             "replaced; copy values into it with net.params[...] = x")
+
+    @property
+    def grads(self):
+        """The gradient of the last step, laid out like ``params`` (read-only
+        attribute, as ``params``; ``net.grads[...] = g`` writes into it)."""
+        return self._grads
+
+    @grads.setter
+    def grads(self, value):
+        raise AttributeError("net.grads is the network's own buffer and cannot be "
+                             "replaced; copy values into it with net.grads[...] = g")
+
+    @property
     def n_params(self):
         return self.params.shape[0]
 
@@ -324,7 +349,8 @@ class MLP:
             T = self._convert_T(T, K)
         if type(T) is np.ndarray:
             if (T.ndim == 1 and T.dtype == np.int64 and self.loss_name == "cross_entropy"
-                    and T.shape[0] == n_samples and T.flags.c_contiguous):
+                    and T.shape[0] == n_samples and T.flags.c_contiguous
+                    and (n_samples == 0 or (T.min() >= 0 and T.max() < K))):
                 return T
             if (T.ndim == 2 and T.dtype == self.dtype and T.shape == (n_samples, K)
                     and T.flags.c_contiguous):
@@ -530,8 +556,19 @@ class MLP:
             ``step_callback(step, loss)`` after every step; this makes the epoch loop
             return to Python between steps (otherwise one epoch is one native call).
 
-        Training stops early (``history.stopped_early``) when a callback asks, when
-        early stopping triggers, or when the loss becomes NaN or infinite.
+        Training stops early (``history.stopped_early``, with ``history.stop_reason``
+        'callback', 'early_stopping' or 'diverged') when a callback asks, when early
+        stopping triggers, or when the training loss or the parameters become NaN or
+        infinite: that epoch is undone (parameters, optimizer state, step and epoch
+        counters, History and random generator as at the end of the last finite epoch)
+        and a RuntimeWarning names the learning rate.
+
+        Every argument is checked before anything changes.  An exception inside an
+        epoch, Ctrl-C included (the native epoch loop runs the signal handlers every
+        5 ms between steps, so it stops within milliseconds), puts back the state of
+        the epoch's start and propagates: a later ``fit`` continues bitwise as if the
+        run had not been interrupted.  A network (and its optimizer) used by another
+        thread raises RuntimeError.
         """
         from .training import fit
         return fit(self, X, T, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
@@ -592,9 +629,51 @@ class MLP:
         """One gradient-descent step on the batch (X, T): forward (with dropout),
         loss, backward, optional l1/l2 penalties on the weights (not the biases) and
         Gaussian input noise, and the optimizer's update of ``params``.  Returns the
-        batch loss before the update (data loss plus penalties)."""
+        batch loss before the update (data loss plus penalties).
+
+        The step is all-or-nothing: X and T are checked first (an empty batch, NaN or
+        infinity in X or in float targets, or a label outside [0, n_out) raises
+        ValueError, with the native backend from a fused check in C that costs about
+        one read of the batch), and nothing changes when it raises.  Calling it on one
+        network or one optimizer from two threads at once raises RuntimeError; separate
+        networks with separate optimizers train in parallel (the GIL is released)."""
         if not isinstance(optimizer, _optim.Optimizer):
             self._check_optimizer(optimizer)
+        # the marks of _optim.exclusive, inlined: this is the per-step hot path
+        token = object()
+        if self.__dict__.setdefault("_busy", token) is not token:
+            raise RuntimeError("this network is in use by another thread; use one per "
+                               "thread (or serialise the calls with a lock)")
+        try:
+            if optimizer.__dict__.setdefault("_busy", token) is not token:
+                raise RuntimeError(f"this {type(optimizer).__name__} optimizer is in use "
+                                   f"by another thread; use one per thread (or serialise "
+                                   f"the calls with a lock)")
+            try:
+                return self._guarded_step(X, T, optimizer, l1, l2, input_noise, n_threads)
+            finally:
+                del optimizer.__dict__["_busy"]
+        finally:
+            del self.__dict__["_busy"]
+
+    def _guarded_step(self, X, T, optimizer, l1, l2, input_noise, n_threads):
+        """``_train_step``, undoing what a failed step left (the seed it drew, the
+        optimizer state it allocated)."""
+        fresh = not optimizer._state
+        steps = optimizer._step_count
+        rng_state = self._rng.bit_generator.state if self._stochastic or input_noise else None
+        try:
+            return self._train_step(X, T, optimizer, l1, l2, input_noise, n_threads)
+        except BaseException:
+            if optimizer._step_count != steps:
+                raise       # the step completed (a Ctrl-C after it): keep it whole
+            if rng_state is not None:
+                self._rng.bit_generator.state = rng_state
+            if fresh and optimizer._state and optimizer._step_count == 0:
+                optimizer.reset()
+            raise
+
+    def _train_step(self, X, T, optimizer, l1, l2, input_noise, n_threads):
         if l1 or l2 or input_noise:
             l1 = v.check_float(l1, "l1", 0.0)
             l2 = v.check_float(l2, "l2", 0.0)
@@ -607,12 +686,19 @@ class MLP:
             kind, flags, state = optimizer._native_plan()
             loss = ws.try_step(X, T, True, True, kind, flags,
                                optimizer._native_scalars(optimizer.step_count + 1), state,
-                               l1, l2, input_noise, seed, _openmp.resolve(n_threads))
+                               l1, l2, input_noise, seed, _openmp.resolve(n_threads),
+                               optimizer)
             if loss is not None:
-                optimizer.step_count += 1
                 return loss
         X = self._check_X(X)
         T = self._check_T(T, X.shape[0])
+        if X.shape[0] == 0:
+            raise ValueError("X has no samples: a training step needs a non-empty batch")
+        if self.backend == "reference":
+            if not np.isfinite(X).all():
+                raise ValueError("X contains NaN or infinity")
+            if T.dtype.kind == "f" and not np.isfinite(T).all():
+                raise ValueError("T contains NaN or infinity")
         return self._step(X, T, optimizer, True, l1, l2, input_noise, seed, n_threads)
 
     def _step(self, X, T, optimizer, training, l1, l2, noise, seed, n_threads,
@@ -635,11 +721,10 @@ class MLP:
             return ws.step(X, T, training, False, 0, 0, None, None, l1, l2, noise, seed, nt)
         optimizer._ensure_state(self.params)
         kind, flags, state = optimizer._native_plan()
-        loss = ws.step(X, T, training, True, kind, flags,
+        # the step advances optimizer.step_count itself (see NetworkWorkspace.step)
+        return ws.step(X, T, training, True, kind, flags,
                        optimizer._native_scalars(optimizer.step_count + 1), state, l1, l2,
-                       noise, seed, nt)
-        optimizer.step_count += 1
-        return loss
+                       noise, seed, nt, owner=optimizer)
 
     def _weighted_step(self, X, T, optimizer, training, l1, l2, noise, seed, n_threads,
                        sample_weight):
@@ -649,13 +734,12 @@ class MLP:
         nt = _openmp.resolve(n_threads)
         if optimizer is None:
             return ws.step(X, T, training, False, 0, 0, None, None, l1, l2, noise, seed, nt,
-                           sample_weight)
+                           sample_weight=sample_weight)
         optimizer._ensure_state(self.params)
         kind, flags, state = optimizer._native_plan()
         loss = ws.step(X, T, training, True, kind, flags,
                        optimizer._native_scalars(optimizer.step_count + 1), state, l1, l2,
-                       noise, seed, nt, sample_weight)
-        optimizer.step_count += 1
+                       noise, seed, nt, sample_weight=sample_weight, owner=optimizer)
         return loss
 
     def _reference_step(self, X, T, optimizer, training, l1, l2, noise, seed, n_threads,

@@ -14,6 +14,8 @@ the class only counts steps and keeps the state.  Invalid hyperparameters are
 rejected at construction, as PyTorch rejects them, except that ``eps`` must be > 0
 (PyTorch allows 0, which turns a zero gradient into 0/0 = NaN).
 """
+import types
+
 import numpy as np
 
 from . import _validation as v
@@ -44,8 +46,8 @@ class Optimizer:
     def __init__(self, backend="native", **hyperparameters):
         self.backend = v.check_name(backend, "backend", tuple(_BACKENDS))
         self._hyper = self._check(dict(self._defaults, **hyperparameters))
-        self.state = {}
-        self.step_count = 0
+        self._state = {}
+        self._step_count = 0
         self._state_params = None    # the buffer the state was last checked against
         self._plan = None            # cached _native_plan() of the current state
         self._scalars = None         # cached step-independent scalars (reset with lr)
@@ -83,12 +85,35 @@ class Optimizer:
         args = ", ".join(f"{k}={val!r}" for k, val in self._hyper.items())
         return f"{type(self).__name__}({args})"
 
+    # -- state ----------------------------------------------------------------
+
+    @property
+    def state(self):
+        """The state buffers by name, as a read-only mapping.
+
+        The arrays are the live buffers the next step updates: their values may be read
+        (and written, for surgery), but the mapping cannot be changed, so a buffer of
+        another length or dtype can never reach the native update.  Replace the state
+        through ``load_state_dict``, which checks and copies it.  Each native use also
+        checks every buffer's length, dtype, contiguity and writability."""
+        return types.MappingProxyType(self._state)
+
+    @property
+    def step_count(self):
+        """Updates made so far (the ``t`` of bias corrections and rate decays)."""
+        return self._step_count
+
+    @step_count.setter
+    def step_count(self, value):
+        self._step_count = v.check_int(value, "step_count", low=0, high=v.MAX_STEP)
+
     # -- pickling -------------------------------------------------------------
 
     def __getstate__(self):
         """Hyperparameters, step count and state buffers; the caches tied to one
         parameter buffer are dropped and rebuilt on the next step."""
         state = dict(self.__dict__)
+        state.pop("_busy", None)
         state.update(_state_params=None, _plan=None, _scalars=None)
         return state
 
@@ -101,11 +126,11 @@ class Optimizer:
         """Allocate the state on the first step; check it fits ``params`` afterwards."""
         if params is self._state_params:
             return
-        if not self.state and self.step_count == 0:
+        if not self._state and self._step_count == 0:
             state_options = {k: self._hyper[k] for k in self._state_options}
-            self.state = _reference.optimizer_state(self.kernel[: -len("_update")], params,
+            self._state = _reference.optimizer_state(self.kernel[: -len("_update")], params,
                                                     **state_options)
-        for buf in self.state.values():
+        for buf in self._state.values():
             if buf.shape != params.shape or buf.dtype != params.dtype:
                 raise ValueError(
                     f"params has shape {params.shape} and dtype {params.dtype}, but this "
@@ -117,12 +142,26 @@ class Optimizer:
     def step(self, params, grads, n_threads=None):
         """One update of ``params`` in place from ``grads``; returns ``params``."""
         params = v.param_vector(params, "params")
-        self._ensure_state(params)
-        update = getattr(_BACKENDS[self.backend], self.kernel)
-        kwargs = self._kernel_kwargs(self.step_count + 1)
-        update(params, grads, **self.state, **kwargs, n_threads=n_threads)
-        self.step_count += 1
+        with self._using():
+            fresh = not self._state
+            try:
+                self._ensure_state(params)
+                update = getattr(_BACKENDS[self.backend], self.kernel)
+                kwargs = self._kernel_kwargs(self._step_count + 1)
+                update(params, grads, **self._state, **kwargs, n_threads=n_threads)
+            except BaseException:
+                # the kernels check everything before writing: only a state allocated
+                # for this step can be left behind
+                if fresh and self._state and self._step_count == 0:
+                    self.reset()
+                raise
+            self._step_count += 1
         return params
+
+    def _using(self):
+        """The optimizer's lock, taken without waiting: an optimizer driven from two
+        threads at once raises RuntimeError instead of corrupting its state."""
+        return exclusive(self, f"this {type(self).__name__} optimizer")
 
     def _kernel_kwargs(self, step):
         kwargs = dict(self._hyper)
@@ -146,7 +185,7 @@ class Optimizer:
             "optimizer": type(self).__name__,
             "hyperparameters": dict(self._hyper),
             "step": self.step_count,
-            "state": {name: buf.copy() for name, buf in self.state.items()},
+            "state": {name: buf.copy() for name, buf in self._state.items()},
         }
 
     def load_state_dict(self, state_dict):
@@ -164,7 +203,7 @@ class Optimizer:
         if unknown:
             raise ValueError(f"state_dict has unknown hyperparameters {sorted(unknown)}")
         hyper = self._check(dict(self._defaults, **hyper))
-        step = v.check_int(step, "step", low=0)
+        step = v.check_int(step, "step", low=0, high=v.MAX_STEP)
         arrays = {}
         for key, buf in state.items():
             buf = np.asarray(buf)
@@ -180,15 +219,15 @@ class Optimizer:
         if arrays and set(arrays) != expected:
             raise ValueError(f"state_dict buffers {sorted(arrays)} do not match "
                              f"{type(self).__name__}'s {sorted(expected)}")
-        self._hyper, self.step_count, self.state = hyper, step, arrays
+        self._hyper, self._step_count, self._state = hyper, step, arrays
         self._state_params = None
         self._plan = None
         self._scalars = None
 
     def reset(self):
         """Forget the state and the step count (the hyperparameters stay)."""
-        self.state = {}
-        self.step_count = 0
+        self._state = {}
+        self._step_count = 0
         self._state_params = None
         self._plan = None
 
@@ -207,6 +246,30 @@ class Optimizer:
     def _native_scalars(self, step):
         """The float64 scalars of step ``step`` for the native train step (8 values)."""
         raise NotImplementedError
+
+
+class exclusive:
+    """Context manager marking ``obj`` busy for one thread, without waiting: a second
+    thread entering while the first is inside raises RuntimeError.
+
+    The mark is a key of ``obj.__dict__`` set with ``dict.setdefault``, which is atomic
+    under the GIL; it exists only while a call runs, so an idle object pickles and
+    copies as before.  It stays held while native code runs without the GIL."""
+
+    __slots__ = ("obj", "what", "token")
+
+    def __init__(self, obj, what):
+        self.obj, self.what, self.token = obj, what, object()
+
+    def __enter__(self):
+        if self.obj.__dict__.setdefault("_busy", self.token) is not self.token:
+            raise RuntimeError(f"{self.what} is in use by another thread; use one per "
+                               f"thread (or serialise the calls with a lock)")
+        return self
+
+    def __exit__(self, *exc):
+        del self.obj.__dict__["_busy"]
+        return False
 
 
 def _check_common(h, names):
@@ -248,7 +311,7 @@ class SGD(Optimizer):
         return h
 
     def _make_plan(self):
-        return OPT_SGD, int(self._hyper["nesterov"]), [self.state.get("momentum_buffer")]
+        return OPT_SGD, int(self._hyper["nesterov"]), [self._state.get("momentum_buffer")]
 
     def _native_scalars(self, step):
         # (first step, later steps): only the buffer's initialisation depends on the step
@@ -289,7 +352,7 @@ class Adagrad(Optimizer):
         return h
 
     def _make_plan(self):
-        return OPT_ADAGRAD, 0, [self.state["state_sum"]]
+        return OPT_ADAGRAD, 0, [self._state["state_sum"]]
 
     def _native_scalars(self, step):
         h = self._hyper
@@ -322,7 +385,7 @@ class Adadelta(Optimizer):
         return h
 
     def _make_plan(self):
-        return OPT_ADADELTA, 0, [self.state["square_avg"], self.state["acc_delta"]]
+        return OPT_ADADELTA, 0, [self._state["square_avg"], self._state["acc_delta"]]
 
     def _native_scalars(self, step):
         if self._scalars is None:
@@ -363,8 +426,8 @@ class RMSprop(Optimizer):
         return h
 
     def _make_plan(self):
-        return (OPT_RMSPROP, 0, [self.state["square_avg"], self.state.get("momentum_buffer"),
-                                 self.state.get("grad_avg")])
+        return (OPT_RMSPROP, 0, [self._state["square_avg"], self._state.get("momentum_buffer"),
+                                 self._state.get("grad_avg")])
 
     def _native_scalars(self, step):
         if self._scalars is None:
@@ -406,8 +469,8 @@ class Adam(Optimizer):
 
     def _make_plan(self):
         return (OPT_ADAM, int(self._decoupled),
-                [self.state["exp_avg"], self.state["exp_avg_sq"],
-                 self.state.get("max_exp_avg_sq")])
+                [self._state["exp_avg"], self._state["exp_avg_sq"],
+                 self._state.get("max_exp_avg_sq")])
 
     def _native_scalars(self, step):
         # the scalars of torch.optim.Adam's single-tensor step, in float64

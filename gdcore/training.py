@@ -14,6 +14,7 @@ learning-rate schedule all live on the network, so ``fit(X, T, epochs=5)`` twice
 import math
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -33,7 +34,10 @@ class History:
     mode: with dropout, noise and penalties), ``val_loss`` and ``val_accuracy``
     (None without validation data; accuracy only for classifiers), ``lr`` (the
     learning rate used) and ``seconds`` (wall time of the epoch, validation included).
-    ``stopped_early`` and ``best_epoch`` describe early stopping.
+    ``stopped_early`` and ``best_epoch`` describe early stopping.  ``stop_reason``
+    says why a run ended before its last epoch: None (it did not), 'callback',
+    'early_stopping' or 'diverged' (a non-finite training loss or parameters; that
+    epoch was undone and is not recorded).
     """
 
     KEYS = ("epoch", "loss", "val_loss", "val_accuracy", "lr", "seconds")
@@ -43,6 +47,7 @@ class History:
             setattr(self, key, [])
         self.stopped_early = False
         self.best_epoch = None
+        self.stop_reason = None
 
     def _append(self, **record):
         for key in self.KEYS:
@@ -174,11 +179,63 @@ def _progress_bar(progress, epochs, start_epoch):
                 unit="epoch", leave=True)
 
 
+class _Snapshot:
+    """Everything one epoch changes: parameters, optimizer state, step and epoch
+    counters, learning rate, the network's History and its random generator.  Taken
+    before each epoch; put back when the epoch diverges or is interrupted, so training
+    state always stands at the end of a whole epoch."""
+
+    __slots__ = ("params", "state", "steps", "lr", "epochs", "n_history", "rng")
+
+    def __init__(self, net, optimizer):
+        self.params = net.params.copy()
+        self.state = {k: buf.copy() for k, buf in optimizer._state.items()}
+        self.steps = optimizer._step_count
+        self.lr = optimizer.lr
+        self.epochs = net.epochs_trained
+        self.n_history = len(net.history)
+        self.rng = net._rng.bit_generator.state
+
+    def restore(self, net, optimizer, history, n_local):
+        net.params[...] = self.params
+        if self.state:
+            for k, buf in self.state.items():
+                optimizer._state[k][...] = buf
+        elif optimizer._state:
+            optimizer.reset()
+        optimizer._step_count = self.steps
+        if optimizer.lr != self.lr:
+            optimizer.lr = self.lr
+        net.epochs_trained = self.epochs
+        for key in History.KEYS:
+            del getattr(net.history, key)[self.n_history:]
+            del getattr(history, key)[n_local:]
+        net._rng.bit_generator.state = self.rng
+
+
 def fit(net, X, T, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=None,
         validation_split=None, validation_data=None, early_stopping=None, l1=0.0, l2=0.0,
         input_noise=0.0, lr_schedule=None, callbacks=(), progress=None, n_threads=None,
         step_callback=None):
     """Train ``net`` on (X, T); the implementation of ``MLP.fit`` (see its docstring)."""
+    if not isinstance(optimizer, (_optim.Optimizer, type(None))):
+        net._check_optimizer(optimizer)
+    owner = optimizer if optimizer is not None else net.optimizer
+    if owner is None:
+        with _optim.exclusive(net, "this network"):
+            return _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed,
+                        validation_split, validation_data, early_stopping, l1, l2,
+                        input_noise, lr_schedule, callbacks, progress, n_threads,
+                        step_callback)
+    with _optim.exclusive(net, "this network"), owner._using():
+        return _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed,
+                    validation_split, validation_data, early_stopping, l1, l2,
+                    input_noise, lr_schedule, callbacks, progress, n_threads, step_callback)
+
+
+def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_split,
+         validation_data, early_stopping, l1, l2, input_noise, lr_schedule, callbacks,
+         progress, n_threads, step_callback):
     epochs = v.check_int(epochs, "epochs", low=0)
     if batch_size is not None:
         batch_size = v.check_int(batch_size, "batch_size", low=1)
@@ -209,52 +266,77 @@ def fit(net, X, T, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=
                          "iterable pass validation_data=(X_val, T_val)")
     else:
         _, _, Xv, Tv = _split_validation(net, None, None, None, validation_data)
+    # every check before the first change of state
+    nt = _openmp.resolve(n_threads)
+    if seed is not None:
+        seed = v.check_seed(seed)
+    N = X.shape[0] if source is None else 0
+    B = N if batch_size is None or source is not None else min(batch_size, N)
+    n_steps = math.ceil(N / B) if source is None else 0
+    steps_so_far = (optimizer if optimizer is not None else net.optimizer or _optim.SGD()).step_count
+    if steps_so_far + epochs * n_steps > v.MAX_STEP:
+        raise ValueError(f"epochs={epochs} would take the optimizer's step count past "
+                         f"{v.MAX_STEP}")
     optimizer = _resolve_optimizer(net, optimizer)
     if seed is not None:
-        net._rng = np.random.default_rng(v.check_int(seed, "seed", low=0))
+        net._rng = np.random.default_rng(seed)
     if lr_schedule is not None:
         net.lr_schedule = lr_schedule
     schedule = net.lr_schedule
     if schedule is not None:
         schedule.start(optimizer.lr)
-    nt = _openmp.resolve(n_threads)
 
-    N = X.shape[0] if source is None else 0
-    B = N if batch_size is None or source is not None else min(batch_size, N)
-    n_steps = math.ceil(N / B) if source is None else 0
     stochastic = bool(input_noise) or net._stochastic
     history = History()
     best, best_params, wait = math.inf, None, 0
     bar = _progress_bar(progress, epochs, net.epochs_trained)
     try:
         for _ in range(epochs):
-            epoch = net.epochs_trained
-            started = time.perf_counter()
-            if schedule is not None:
-                optimizer.lr = schedule.lr_at(epoch)
-            lr = optimizer.lr
-            order = (net._rng.permutation(N).astype(np.int64)
-                     if shuffle and batch_size is not None and n_steps > 0 else None)
-            seeds = (net._rng.bit_generator.random_raw(n_steps).astype(np.uint64)
-                     if stochastic else np.zeros(n_steps, dtype=np.uint64))
-            if source is not None:
-                total, N = _stream_epoch(net, source, optimizer, l1, l2, input_noise,
-                                         stochastic, n_threads, step_callback)
-            elif net.backend == "native" and step_callback is None:
-                total = _native_epoch(net, X, T, order, B, optimizer, seeds, l1, l2,
-                                      input_noise, nt, n_steps)
-            else:
-                total = _python_epoch(net, X, T, order, B, optimizer, seeds, l1, l2,
-                                      input_noise, n_threads, step_callback)
-            net.epochs_trained += 1
-            metrics = {"loss": total / N}
-            if Xv is not None:
-                metrics.update({f"val_{k}": val for k, val in
-                                net.evaluate(Xv, Tv, n_threads=n_threads).items()})
-            history._append(epoch=epoch, loss=metrics["loss"], val_loss=metrics.get("val_loss"),
-                            val_accuracy=metrics.get("val_accuracy"), lr=lr,
-                            seconds=time.perf_counter() - started)
-            net.history._append(**{k: history[k][-1] for k in History.KEYS})
+            snapshot = _Snapshot(net, optimizer)
+            n_local = len(history)
+            try:
+                epoch = net.epochs_trained
+                started = time.perf_counter()
+                if schedule is not None:
+                    optimizer.lr = schedule.lr_at(epoch)
+                lr = optimizer.lr
+                order = (net._rng.permutation(N).astype(np.int64)
+                         if shuffle and batch_size is not None and n_steps > 0 else None)
+                seeds = (net._rng.bit_generator.random_raw(n_steps).astype(np.uint64)
+                         if stochastic else np.zeros(n_steps, dtype=np.uint64))
+                if source is not None:
+                    total, N = _stream_epoch(net, source, optimizer, l1, l2, input_noise,
+                                             stochastic, n_threads, step_callback)
+                elif net.backend == "native" and step_callback is None:
+                    total = _native_epoch(net, X, T, order, B, optimizer, seeds, l1, l2,
+                                          input_noise, nt, n_steps)
+                else:
+                    total = _python_epoch(net, X, T, order, B, optimizer, seeds, l1, l2,
+                                          input_noise, n_threads, step_callback)
+                metrics = {"loss": total / N}
+                if not (math.isfinite(metrics["loss"]) and np.isfinite(net.params).all()):
+                    snapshot.restore(net, optimizer, history, n_local)
+                    history.stopped_early, history.stop_reason = True, "diverged"
+                    warnings.warn(
+                        f"training diverged in epoch {epoch} (training loss "
+                        f"{metrics['loss']}) with learning rate lr={lr:g}; the parameters, "
+                        f"optimizer state and counters of the end of the previous epoch "
+                        f"were restored; try a smaller learning rate", RuntimeWarning,
+                        stacklevel=3)
+                    break
+                if Xv is not None:
+                    metrics.update({f"val_{k}": val for k, val in
+                                    net.evaluate(Xv, Tv, n_threads=n_threads).items()})
+                history._append(epoch=epoch, loss=metrics["loss"],
+                                val_loss=metrics.get("val_loss"),
+                                val_accuracy=metrics.get("val_accuracy"), lr=lr,
+                                seconds=time.perf_counter() - started)
+                net.history._append(**{k: history[k][-1] for k in History.KEYS})
+                net.epochs_trained += 1
+            except BaseException:
+                # an error or Ctrl-C inside the epoch: back to its start, all of it
+                snapshot.restore(net, optimizer, history, n_local)
+                raise
             if schedule is not None:
                 schedule.epoch_end(epoch, metrics)
             if bar is not None:
@@ -271,12 +353,13 @@ def fit(net, X, T, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=
                 else:
                     wait += 1
                     stop = wait >= early_stopping.patience
+                    if stop:
+                        history.stop_reason = "early_stopping"
             for cb in callbacks:
                 hook = cb.on_epoch_end if hasattr(cb, "on_epoch_end") else cb
                 if hook(history):
                     stop = True
-            if not math.isfinite(metrics["loss"]):
-                stop = True
+                    history.stop_reason = history.stop_reason or "callback"
             if stop:
                 history.stopped_early = True
                 break
@@ -390,7 +473,11 @@ def partial_fit(net, X, T, optimizer=None, l1=0.0, l2=0.0, input_noise=0.0, n_th
     l2 = v.check_float(l2, "l2", 0.0)
     input_noise = v.check_float(input_noise, "input_noise", 0.0)
     X, T = _check_data(net, X, T)
-    optimizer = _resolve_optimizer(net, optimizer)
-    seed = (int(net._rng.bit_generator.random_raw())
-            if (input_noise or net._stochastic) else 0)
-    return net._step(X, T, optimizer, True, l1, l2, input_noise, seed, n_threads)
+    if optimizer is None:
+        optimizer = net.optimizer if net.optimizer is not None else _optim.Adam()
+    net._check_optimizer(optimizer)
+    # train_step is all-or-nothing; the optimizer is kept for later calls once it ran
+    loss = net.train_step(X, T, optimizer, l1=l1, l2=l2, input_noise=input_noise,
+                          n_threads=n_threads)
+    net.optimizer = optimizer
+    return loss

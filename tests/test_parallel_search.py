@@ -83,8 +83,10 @@ def test_workers_limit_their_threads_to_their_share():
     for library, pools in settings:
         assert library == share
         assert max(pools) <= share
-    forced = _parallel.run(_thread_settings, [()], n_jobs=2, worker_threads=3)
-    assert forced[0][0] == 3
+    # an explicit worker_threads wins over the share (up to the usable CPUs, the
+    # library's own clamp)
+    forced = _parallel.run(_thread_settings, [()] * 2, n_jobs=2, worker_threads=cores)
+    assert [library for library, _ in forced] == [cores, cores]
     assert _parallel.threads_per_worker(joblib, 2, 1) == cores      # one task: all cores
     assert _parallel.threads_per_worker(joblib, -1, 100) == 1
 

@@ -414,9 +414,13 @@ def test_fit_rejects_bad_data():
 def test_diverging_training_stops():
     X, y = _blobs(n=40)
     net = gd.MLP([4, 5, 3], output="identity", loss="squared_error", seed=0)
-    history = net.fit(X, np.eye(3, dtype=np.float32)[y] * 1e3, epochs=50,
-                      optimizer=optim.SGD(lr=10.0), progress=False)
-    assert history.stopped_early and not np.isfinite(history.loss[-1])
+    with pytest.warns(RuntimeWarning, match="lr=10"):
+        history = net.fit(X, np.eye(3, dtype=np.float32)[y] * 1e3, epochs=50,
+                          optimizer=optim.SGD(lr=10.0), progress=False)
+    # the diverged epoch is undone: only finite epochs are recorded and kept
+    assert history.stopped_early and history.stop_reason == "diverged"
+    assert all(np.isfinite(history.loss)) and np.isfinite(net.params).all()
+    assert net.epochs_trained == len(history) == net.optimizer.step_count // 2
 
 
 def test_digits_quality():

@@ -44,6 +44,7 @@ def activation(name, U, *, out=None, n_threads=None):
     -------
     Y : ndarray, the same shape and dtype as U.
     """
+    v.check_threads(n_threads)
     v.check_name(name, "activation", v.ACTIVATIONS)
     U = v.float_array(U, "U", 2)
     out = v.out_array(out, "out", U.shape, U.dtype, [("U", U)], may_alias=("U",))
@@ -77,6 +78,7 @@ def activation_backward(name, Y, dY, *, out=None, n_threads=None):
     -------
     dU : ndarray of Y's shape and dtype.
     """
+    v.check_threads(n_threads)
     v.check_name(name, "activation", v.ACTIVATIONS)
     Y = v.float_array(Y, "Y", 2)
     dY = v.float_array(dY, "dY", 2, Y.dtype)

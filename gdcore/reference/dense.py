@@ -26,6 +26,7 @@ def dense_forward(X, W, b, activation, *, out=None, n_threads=None):
     -------
     Y : ndarray of shape (n_samples, n_out)
     """
+    v.check_threads(n_threads)
     v.check_name(activation, "activation", v.ACTIVATIONS)
     X, W, b = v.dense_layer(X, W, b)
     out = v.out_array(out, "out", (X.shape[0], W.shape[1]), X.dtype,
@@ -58,6 +59,7 @@ def dense_backward(X, W, Y, dY, activation, *, compute_dX=True, dX_out=None,
     -------
     (dX or None, dW, db)
     """
+    v.check_threads(n_threads)
     v.check_name(activation, "activation", v.ACTIVATIONS)
     X, W, Y, dY, dX, dW, db = v.dense_backward_arrays(X, W, Y, dY, compute_dX, dX_out,
                                                       dW_out, db_out, delta_out)

@@ -10,7 +10,10 @@ def numerical_gradient(f, x, h=1e-5):
         df/dx_i ~ (f(x + h e_i) - f(x - h e_i)) / (2 h)
 
     The truncation error is O(h^2), the rounding error O(eps / h); h = 1e-5 balances
-    them for float64 inputs of order 1 (relative error near 1e-10).
+    them for float64 inputs of order 1 (relative error near 1e-10).  The step is
+    scaled to the point, h_i = h * max(1, |x_i|), so that it stays above the spacing
+    of floats at large |x_i| (a fixed step vanishes there: x + h == x and the
+    gradient reads 0).
 
     Parameters
     ----------
@@ -31,17 +34,17 @@ def numerical_gradient(f, x, h=1e-5):
         raise TypeError(f"f must be callable, got {type(f).__name__}")
     h = v.check_float(h, "h", 0.0, low_open=True)
     scalar = np.ndim(x) == 0
-    point = np.array(x, dtype=np.float64)
-    if point.dtype.kind != "f":
-        raise TypeError(f"x must be real, got dtype {point.dtype}")
+    point = np.array(v.real_array(x, "x"), dtype=np.float64)
     flat = point.reshape(-1)
     grad = np.empty_like(flat)
     for i in range(flat.size):
         saved = flat[i]
-        flat[i] = saved + h
+        step = h * max(1.0, abs(float(saved)))
+        flat[i] = saved + step
         f_plus = float(f(point))
-        flat[i] = saved - h
+        flat[i] = saved - step
         f_minus = float(f(point))
         flat[i] = saved
-        grad[i] = (f_plus - f_minus) / (2 * h)
+        # the step actually taken, (x + step) - (x - step), after rounding
+        grad[i] = (f_plus - f_minus) / ((saved + step) - (saved - step))
     return float(grad[0]) if scalar else grad.reshape(point.shape)

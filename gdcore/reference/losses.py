@@ -92,6 +92,7 @@ def loss(name, Y, T, *, n_threads=None):
     -------
     float
     """
+    v.check_threads(n_threads)
     Y, T = _prepare(name, Y, T)
     return _loss_value(name, Y, T)
 
@@ -107,6 +108,7 @@ def loss_delta(name, Y, T, *, out=None, n_threads=None):
     (float, ndarray)
         The loss and D, of Y's shape and dtype.
     """
+    v.check_threads(n_threads)
     Y, T = _prepare(name, Y, T)
     out = v.out_array(out, "out", Y.shape, Y.dtype, [("Y", Y), ("T", T)])
     value = _loss_value(name, Y, T)

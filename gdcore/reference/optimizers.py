@@ -85,6 +85,7 @@ def sgd_update(params, grads, momentum_buffer=None, *, step, lr=1e-3, momentum=0
 
     Defaults are torch.optim.SGD's.  Nesterov needs momentum > 0 and dampening = 0.
     """
+    v.check_threads(n_threads)
     step = _check_step(step)
     lr = v.check_float(lr, "lr", 0.0)
     momentum = v.check_float(momentum, "momentum", 0.0)
@@ -123,6 +124,7 @@ def adagrad_update(params, grads, state_sum, *, step, lr=1e-2, lr_decay=0.0,
 
     ``state_sum`` starts at ``initial_accumulator_value`` (see ``optimizer_state``).
     """
+    v.check_threads(n_threads)
     step = _check_step(step)
     lr = v.check_float(lr, "lr", 0.0)
     lr_decay = v.check_float(lr_decay, "lr_decay", 0.0)
@@ -151,6 +153,7 @@ def adadelta_update(params, grads, square_avg, acc_delta, *, lr=1.0, rho=0.9, ep
         u = rho * u + (1 - rho) * delta^2
         p = p - lr * delta
     """
+    v.check_threads(n_threads)
     lr = v.check_float(lr, "lr", 0.0)
     rho = v.check_float(rho, "rho", 0.0, 1.0)
     eps = v.check_float(eps, "eps", 0.0, low_open=True)
@@ -184,6 +187,7 @@ def rmsprop_update(params, grads, square_avg, momentum_buffer=None, grad_avg=Non
         momentum > 0:  b = momentum * b + g / avg;  p = p - lr * b
         else:          p = p - lr * g / avg
     """
+    v.check_threads(n_threads)
     lr = v.check_float(lr, "lr", 0.0)
     alpha = v.check_float(alpha, "alpha", 0.0)
     eps = v.check_float(eps, "eps", 0.0, low_open=True)
@@ -272,6 +276,7 @@ def adam_update(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step
     eps is added after the bias correction, and amsgrad keeps the maximum of the raw
     (uncorrected) second moment, as torch.optim.Adam does.
     """
+    v.check_threads(n_threads)
     return _adam(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, betas, eps,
                  weight_decay, amsgrad, decoupled=False)
 
@@ -284,5 +289,6 @@ def adamw_update(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, ste
         p = p * (1 - lr * weight_decay)
         then the Adam step of ``adam_update`` with weight_decay = 0.
     """
+    v.check_threads(n_threads)
     return _adam(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, betas, eps,
                  weight_decay, amsgrad, decoupled=True)
