@@ -224,7 +224,7 @@ def test_kill_during_save_leaves_the_old_file_and_the_next_save_cleans_up(tmp_pa
     script = tmp_path / "killed.py"
     script.write_text(KILLED_SAVE)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(gd.__file__)))
     proc = subprocess.run([sys.executable, str(script), str(path)], env=env)
     assert proc.returncode == -9
     leftovers = [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]

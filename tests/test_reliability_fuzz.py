@@ -14,10 +14,13 @@ import sys
 
 import pytest
 
+import gdcore as gd
+
 pytest.importorskip("hypothesis")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+# the directory that holds the gdcore under test (installed, or an in-place build)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(gd.__file__)))
 GROUPS = ("kernels", "optim", "network", "toolkit")
 
 

@@ -12,7 +12,10 @@ import time
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import gdcore as gd
+
+# the directory that holds the gdcore under test (installed, or an in-place build)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(gd.__file__)))
 
 # The child trains, and on KeyboardInterrupt resumes to the planned total and saves the
 # result; the parent compares it with an uninterrupted run of the same total.
