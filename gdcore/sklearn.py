@@ -74,7 +74,7 @@ import scipy.optimize
 import scipy.sparse as sp
 import sklearn
 
-if tuple(map(int, re.match(r"(\d+)\.(\d+)", sklearn.__version__).groups())) < (1, 9):
+if tuple(int(p) for p in re.findall(r"\d+", sklearn.__version__)[:2]) < (1, 9):
     raise ImportError(f"gdcore.sklearn needs scikit-learn >= 1.9 (it follows that "
                       f"version's training loop exactly); found {sklearn.__version__}: "
                       f'pip install "gdcore[sklearn]"')
