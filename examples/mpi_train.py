@@ -1,4 +1,9 @@
-"""Data-parallel training on MPI: every rank trains on its shard of the data.
+"""
+Data-parallel training on MPI
+=============================
+
+Every rank trains on its shard of the data.  This example needs mpi4py and an MPI
+launcher, so the documentation shows it without running it::
 
     mpirun -n 4 python examples/mpi_train.py            # (as root: --allow-run-as-root;
                                                         #  more ranks than cores: --oversubscribe)

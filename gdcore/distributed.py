@@ -1,5 +1,7 @@
 """Data-parallel training on MPI: one Allreduce of the flat gradient buffer per step.
 
+::
+
     # mpirun -n 4 python train.py
     from mpi4py import MPI
     import gdcore as gd
@@ -56,6 +58,12 @@ from .training import (EarlyStopping, History, _progress_bar, _resolve_optimizer
                        all_finite)
 
 __all__ = ["fit", "shard"]
+
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
+
 
 # Mixed into each step seed so ranks draw different dropout masks and input noise.
 _RANK_SEED_STRIDE = 0x9E3779B97F4A7C15

@@ -24,6 +24,12 @@ from .network import HIDDEN_ACTIVATIONS, MLP
 __all__ = ["train_val_test_split", "kfold_indices", "cross_validate", "grid_search",
            "GridSearchResult"]
 
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
+
+
 OPTIMIZERS = {"sgd": _optim.SGD, "adam": _optim.Adam, "adamw": _optim.AdamW,
               "rmsprop": _optim.RMSprop, "adagrad": _optim.Adagrad,
               "adadelta": _optim.Adadelta}

@@ -74,7 +74,8 @@ import scipy.optimize
 import scipy.sparse as sp
 import sklearn
 
-if tuple(map(int, re.match(r"(\d+)\.(\d+)", sklearn.__version__).groups())) < (1, 9):
+_SKLEARN_VERSION = re.match(r"(\d+)\.(\d+)", sklearn.__version__)
+if _SKLEARN_VERSION is None or tuple(map(int, _SKLEARN_VERSION.groups())) < (1, 9):
     raise ImportError(f"gdcore.sklearn needs scikit-learn >= 1.9 (it follows that "
                       f"version's training loop exactly); found {sklearn.__version__}: "
                       f'pip install "gdcore[sklearn]"')
@@ -102,6 +103,12 @@ except ImportError:  # pragma: no cover
         return {}
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
+
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
+
 
 SPARSE_BLOCK_ROWS = 1024
 _ACTIVATION = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh",
