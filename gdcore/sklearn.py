@@ -1,4 +1,4 @@
-"""Drop-in replacements for scikit-learn's ``MLPClassifier`` and ``MLPRegressor``.
+"""Drop-in replacements for scikit-learn's ``MLPClassifier`` and ``MLPRegressor``::
 
     from gdcore.sklearn import MLPClassifier      # instead of sklearn.neural_network
     clf = MLPClassifier(hidden_layer_sizes=(15,), solver="sgd", batch_size=32).fit(X, y)
@@ -8,8 +8,10 @@ label handling (``LabelBinarizer``), scoring, tags and fitted attributes are
 scikit-learn's; the numerical work (forward, loss, backward, update) runs in a
 ``gdcore.MLP`` whose parameters ``coefs_`` and ``intercepts_`` are views of.
 
-How scikit-learn's training maps onto gdcore
---------------------------------------------
+Notes
+-----
+.. rubric:: How scikit-learn's training maps onto gdcore
+
 - Initial weights: scikit-learn's own ``_init_coef`` draws (Glorot uniform, factor 2
   for logistic, intercepts drawn too) from ``check_random_state(random_state)``; the
   per-epoch shuffles use ``sklearn.utils.shuffle`` on the same generator, and the
@@ -46,13 +48,18 @@ How scikit-learn's training maps onto gdcore
   mini-batch whose weights sum to 0 makes no step (scikit-learn would divide by 0);
   L-BFGS needs a positive total weight.
 
-gdcore extras (further keyword arguments)
------------------------------------------
-``dtype`` : None, 'float32' or 'float64'.  None follows X as scikit-learn does
-(float32 data trains in float32, anything else in float64).
-``dropout`` : None, a rate or one rate per hidden layer (inverted dropout, stochastic
-solvers only: L-BFGS needs a deterministic loss and rejects it).
-``n_threads`` : threads of the native kernels (None: the library setting).
+.. rubric:: gdcore extras (further keyword arguments)
+
+``dtype`` : None, 'float32' or 'float64'
+    None follows X as scikit-learn does (float32 data trains in float32, anything
+    else in float64).
+``dropout`` : None, a rate or one rate per hidden layer
+    Inverted dropout, stochastic solvers only (L-BFGS needs a deterministic loss and
+    rejects it).
+``n_threads`` : int or None
+    Threads of the native kernels (None: the library setting).
+
+.. rubric:: Compatibility
 
 Written against scikit-learn 1.9: besides the public classes it uses their helpers
 ``_validate_input``, ``_initialize``/``_init_coef`` and
@@ -119,7 +126,7 @@ _OUTPUT = {"softmax": ("softmax", "cross_entropy"),
 
 
 class ScikitSGD(_optim.SGD):
-    """scikit-learn's SGD (velocity form) as torch's SGD with a rescaled buffer.
+    """scikit-learn's SGD (velocity form) as torch's SGD with a rescaled buffer::
 
         v = momentum * v - lr * g ;  p += v             (nesterov: p += momentum * v - lr * g)
 
@@ -136,7 +143,7 @@ class ScikitSGD(_optim.SGD):
 
 
 class ScikitAdam(_optim.Adam):
-    """scikit-learn's Adam: epsilon is added to sqrt(v) before the bias correction,
+    """scikit-learn's Adam: epsilon is added to sqrt(v) before the bias correction::
 
         p -= lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)
 
