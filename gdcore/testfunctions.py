@@ -18,7 +18,7 @@ evaluates the value on meshgrid arrays for contour plots::
 Points are array-likes of shape (2,) with finite real entries, evaluated in float64.
 ``FUNCTIONS`` maps each name to its instance; ``get(name)`` looks one up.
 """
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -99,7 +99,8 @@ class TestFunction:
     _gradient: Callable[..., Any]
     _hessian: Callable[..., Any]
 
-    def __init__(self, minima, minimum_value, bounds, start):
+    def __init__(self, minima: Sequence[ArrayLike], minimum_value: Optional[float],
+                 bounds: Sequence[Tuple[float, float]], start: ArrayLike) -> None:
         self._minima = tuple(np.array(m, dtype=np.float64) for m in minima)
         self._minimum_value = None if minimum_value is None else float(minimum_value)
         self._bounds = tuple((float(lo), float(hi)) for lo, hi in bounds)
@@ -216,7 +217,7 @@ class Rosenbrock(TestFunction):
 
     name = "rosenbrock"
 
-    def __init__(self, a=1.0, b=100.0):
+    def __init__(self, a: float = 1.0, b: float = 100.0) -> None:
         self.a = check_float(a, "a")
         self.b = check_float(b, "b", 0.0, low_open=True)
         super().__init__(minima=[(self.a, self.a ** 2)], minimum_value=0.0,
