@@ -89,7 +89,9 @@ def test_docstrings_are_valid_rest(module):
     pending = _pending()
     if any(module == p or module.startswith(p + ".") for p in pending):
         pytest.skip(f"{module} is in DOCSTRINGS_PENDING_REST (docs/conf.py)")
-    mod = importlib.import_module(module)
+    # gdcore.sklearn needs scikit-learn (an extra) of a recent enough version
+    mod = (pytest.importorskip(module) if module == "gdcore.sklearn" else
+           importlib.import_module(module))
     problems = {qual: found for qual, what, obj in _public(mod)
                 for found in [_problems(what, obj)] if found}
     assert not problems, problems
