@@ -2,8 +2,8 @@
 Data-parallel training on MPI
 =============================
 
-Every rank trains on its shard of the data (this script is shown, not run, in the
-gallery: it needs ``mpirun``)::
+Every rank trains on its shard of the data.  This example needs mpi4py and an MPI
+launcher, so the documentation shows it without running it::
 
     mpirun -n 4 python examples/mpi_train.py            # (as root: --allow-run-as-root;
                                                         #  more ranks than cores: --oversubscribe)

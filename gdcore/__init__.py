@@ -64,4 +64,13 @@ __all__ = [
     "History",
     "minimize",
     "linear_regression",
+    "network",
+    "training",
+    "checkpoint",
+    "linear_model",
 ]
+
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)

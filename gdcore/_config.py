@@ -15,6 +15,7 @@ import operator
 import os
 import sys
 import warnings
+from typing import Any, Dict, Optional, TextIO
 
 # How many times an idle libgomp worker polls for new work before it sleeps.  libgomp's
 # default (300000, several milliseconds) keeps gdcore's workers spinning after a kernel
@@ -61,7 +62,7 @@ if hasattr(os, "register_at_fork"):
 MAX_THREADS = 1 << 16
 
 
-def usable_cpus():
+def usable_cpus() -> int:
     """The CPUs this process may run on: its affinity mask where the OS has one
     (``os.sched_getaffinity``, which follows taskset, cgroup cpusets and
     ``docker --cpuset-cpus``), else ``os.cpu_count()``."""
@@ -90,7 +91,7 @@ def _check_thread_count(n, name):
     return n
 
 
-def set_num_threads(n):
+def set_num_threads(n: Optional[int]) -> None:
     """Set the number of threads gdcore's kernels use.
 
     Parameters
@@ -119,12 +120,12 @@ def set_num_threads(n):
         )
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The number of threads a kernel called with ``n_threads=None`` may use."""
     return _openmp.resolve(None)
 
 
-def resolve_threads(n_threads):
+def resolve_threads(n_threads: Optional[int]) -> int:
     """``n_threads`` argument of a kernel -> the thread count to pass to the core."""
     if n_threads is None:
         return get_num_threads()
@@ -132,7 +133,7 @@ def resolve_threads(n_threads):
     return 1 if _openmp.in_forked_child() else min(n_threads, _openmp.cpu_limit())
 
 
-def config_info():
+def config_info() -> Dict[str, Any]:
     """The facts ``show_config`` prints, as a dict."""
     from threadpoolctl import threadpool_info
 
@@ -160,7 +161,7 @@ def config_info():
     }
 
 
-def show_config(file=None):
+def show_config(file: Optional[TextIO] = None) -> None:
     """Print gdcore's version, OpenMP status, thread setting and the thread pools
     (BLAS and OpenMP libraries) that ``threadpoolctl`` finds in this process."""
     info = config_info()

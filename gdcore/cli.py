@@ -6,6 +6,8 @@
                                  when installed), each row repeated until its spread is small
   gdcore info                    version, instruction-set build, OpenMP, threads, BLAS
   gdcore --version
+
+Every command takes --help for its options.
 """
 import argparse
 import io

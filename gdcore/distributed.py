@@ -1,5 +1,7 @@
 """Data-parallel training on MPI: one Allreduce of the flat gradient buffer per step.
 
+::
+
     # mpirun -n 4 python train.py
     from mpi4py import MPI
     import gdcore as gd
@@ -45,23 +47,34 @@ only by the caller: ``comm`` may be any mpi4py communicator (``MPI.COMM_WORLD`` 
 split of it).
 """
 import math
+import os
 import time
+from typing import Any, Callable, Iterable, Optional, Tuple, Union, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _openmp
 from . import _validation as v
+from . import optim as _optim
 from . import schedules as _schedules
+from .network import MLP
 from .training import (EarlyStopping, History, _progress_bar, _resolve_optimizer,
                        all_finite)
 
 __all__ = ["fit", "shard"]
 
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
+
+
 # Mixed into each step seed so ranks draw different dropout masks and input noise.
 _RANK_SEED_STRIDE = 0x9E3779B97F4A7C15
 
 
-def shard(n_samples, size, rank):
+def shard(n_samples: int, size: int, rank: int) -> slice:
     """The slice of ``range(n_samples)`` that rank ``rank`` of ``size`` holds when the
     samples are split as evenly as possible in rank order (the first
     ``n_samples % size`` ranks hold one more), as ``numpy.array_split`` does."""
@@ -83,7 +96,8 @@ def _check_comm(comm):
     return comm
 
 
-def _check_shard(net, X, T, name_X, name_T):
+def _check_shard(net: Any, X: Any, T: Any, name_X: str, name_T: str
+                 ) -> Tuple[np.ndarray, np.ndarray]:
     """Checked local arrays; a shard may hold no samples."""
     X = net._check_X(X, name_X)
     n_T = len(T) if hasattr(T, "__len__") else None
@@ -111,10 +125,17 @@ def _agree(comm, error):
     raise cls(f"rank {rank} rejected its arguments: {message}")
 
 
-def fit(net, X, T, comm, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=None,
-        validation_data=None, early_stopping=None, l1=0.0, l2=0.0, input_noise=0.0,
-        lr_schedule=None, callbacks=(), checkpoint=None, progress=False, n_threads=None,
-        step_callback=None):
+def fit(net: "MLP", X: ArrayLike, T: ArrayLike, comm: Any, epochs: int = 10,
+        batch_size: Optional[int] = 32, optimizer: Optional[_optim.Optimizer] = None,
+        shuffle: bool = True, seed: Optional[int] = None,
+        validation_data: Optional[Tuple[ArrayLike, ArrayLike]] = None,
+        early_stopping: Union[EarlyStopping, bool, None] = None, l1: float = 0.0,
+        l2: float = 0.0, input_noise: float = 0.0,
+        lr_schedule: Optional[_schedules.Schedule] = None,
+        callbacks: Optional[Iterable[Any]] = (),
+        checkpoint: Union[str, "os.PathLike[str]", None] = None, progress: bool = False,
+        n_threads: Optional[int] = None,
+        step_callback: Optional[Callable[[int, float], Any]] = None) -> History:
     """Train ``net`` data-parallel over the ranks of ``comm``; call it on every rank.
 
     Parameters
@@ -128,6 +149,9 @@ def fit(net, X, T, comm, epochs=10, batch_size=32, optimizer=None, shuffle=True,
         This rank's shard (any number of samples, including none on some ranks but
         not all); the global training set is the shards in rank order.
     comm : mpi4py communicator
+    optimizer : gdcore.optim optimizer, optional
+        As in ``MLP.fit``: default ``net.optimizer``, or a new ``Adam()`` when the
+        network has none.
     epochs, shuffle, seed, early_stopping, l1, l2, input_noise, lr_schedule, callbacks,
     progress, n_threads
         As in ``MLP.fit``; ``seed`` must be the same on every rank.
@@ -188,6 +212,10 @@ def fit(net, X, T, comm, epochs=10, batch_size=32, optimizer=None, shuffle=True,
     except (TypeError, ValueError) as err:
         error = err
     _agree(comm, error)
+    # what the checks above made of the arguments (a type checker loses it past the try)
+    X, T = cast(np.ndarray, X), cast(np.ndarray, T)
+    early_stopping = cast(Optional[EarlyStopping], early_stopping)
+    callbacks = cast(list, callbacks)
 
     counts = np.array(comm.allgather(X.shape[0]), dtype=np.int64)
     layout = comm.allgather((net.layer_sizes, net.dtype.name, net.loss_name, net.backend,

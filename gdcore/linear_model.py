@@ -1,4 +1,4 @@
-"""Linear regression y = b + W^T x with the mean squared error, two ways.
+"""Linear regression y = b + W^T x with the mean squared error, two ways::
 
     method="lstsq":  the least-squares solution of [1, X] [b; W] = y (numpy.linalg.lstsq)
     method="gd":     gradient descent on E(b, W) = 1/N sum_i (b + W^T x_i - y_i)^2,
@@ -9,34 +9,63 @@ conditioning of [1, X] (unscaled features make it slow; ``tol`` bounds the gradi
 the end, not the distance to the solution).
 """
 from dataclasses import dataclass, field
+from typing import Optional, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _validation as v
+from . import optim as _optim
 from .minimize import minimize
 
 __all__ = ["linear_regression", "LinearRegressionResult"]
 
 
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
+
+
 @dataclass
 class LinearRegressionResult:
-    """coef : ndarray (n_features,) or (n_features, n_targets);  intercept : float or
-    ndarray (n_targets,);  mse : the mean squared error on the data;  method;
-    nit / converged / path / message: the gradient-descent run (path: iterates of
-    [b, W...], None for lstsq); a run whose iterates overflow stops with
-    ``converged=False`` and a message starting with "diverged" (lower ``lr`` or scale
-    the features)."""
+    """What ``linear_regression`` returns.
 
-    coef: np.ndarray
-    intercept: object
+    A gradient-descent run whose iterates overflow stops with ``converged=False`` and a
+    message starting with "diverged" (lower ``lr`` or scale the features).
+
+    Attributes
+    ----------
+    coef : ndarray
+        Shape (n_features,) for one target, (n_features, n_targets) otherwise.
+    intercept : float or ndarray
+        A float for one target, shape (n_targets,) otherwise.
+    mse : float
+        The mean squared error on the data.
+    method : {'gd', 'lstsq'}
+        How the fit was made.
+    nit : int
+        Gradient-descent updates made (0 for lstsq).
+    converged : bool
+        The gradient-descent run reached ``tol`` (always True for lstsq).
+    path : ndarray or None
+        Iterates of ``[b, W...]`` of the gradient-descent run, x0 first; None for
+        lstsq.
+    message : str
+        Why the run stopped.
+    """
+
+    coef: NDArray[np.float64]
+    intercept: Union[float, NDArray[np.float64]]
     mse: float
     method: str
     nit: int = 0
     converged: bool = True
-    path: np.ndarray = field(default=None, repr=False)
+    path: Optional[NDArray[np.float64]] = field(default=None, repr=False)
     message: str = ""
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray[np.float64]:
+        """``X @ coef + intercept``, X of shape (n_samples, n_features) or (n_samples,)
+        for one feature."""
         X = np.asarray(X, dtype=np.float64)
         if X.ndim == 1:
             X = X.reshape(-1, 1)
@@ -63,8 +92,9 @@ def _check_xy(X, y):
     return X.astype(np.float64), y
 
 
-def linear_regression(X, y, method="gd", lr=0.01, optimizer=None, tol=1e-8,
-                      max_iter=200_000):
+def linear_regression(X: ArrayLike, y: ArrayLike, method: str = "gd", lr: float = 0.01,
+                      optimizer: Optional[_optim.Optimizer] = None, tol: float = 1e-8,
+                      max_iter: int = 200_000) -> LinearRegressionResult:
     """Fit y = b + W^T x by gradient descent ("gd") or least squares ("lstsq").
 
     With several targets the objective is the sum of the per-target mean squared
@@ -72,9 +102,12 @@ def linear_regression(X, y, method="gd", lr=0.01, optimizer=None, tol=1e-8,
 
     Parameters
     ----------
-    X : array_like (n_samples, n_features), or (n_samples,) for one feature
-    y : array_like (n_samples,) or (n_samples, n_targets)
+    X : array_like
+        Shape (n_samples, n_features), or (n_samples,) for one feature.
+    y : array_like
+        Shape (n_samples,) or (n_samples, n_targets).
     method : {'gd', 'lstsq'}
+        Gradient descent, or the least-squares solution of numpy.linalg.lstsq.
     lr, optimizer, tol, max_iter
         Gradient-descent settings, passed to ``gd.minimize`` (start: all zeros).
 
@@ -83,10 +116,10 @@ def linear_regression(X, y, method="gd", lr=0.01, optimizer=None, tol=1e-8,
     LinearRegressionResult
     """
     v.check_name(method, "method", ("gd", "lstsq"))
-    X, y = _check_xy(X, y)
-    n, d = X.shape
-    targets = y.reshape(n, -1)
-    A = np.hstack([np.ones((n, 1)), X])
+    X_, y_ = _check_xy(X, y)
+    n, d = X_.shape
+    targets = y_.reshape(n, -1)
+    A = np.hstack([np.ones((n, 1)), X_])
     if method == "lstsq":
         theta, *_ = np.linalg.lstsq(A, targets, rcond=None)
         nit, converged, path = 0, True, None
@@ -119,7 +152,7 @@ def linear_regression(X, y, method="gd", lr=0.01, optimizer=None, tol=1e-8,
                    if method == "gd" else
                    "the mean squared error overflows (scale X and y)")
     intercept, coef = theta[0], theta[1:]
-    if y.ndim == 1:
+    if y_.ndim == 1:
         intercept, coef = float(intercept[0]), coef[:, 0]
     return LinearRegressionResult(coef=coef, intercept=intercept,
                                   mse=mse_value, method=method, nit=nit,

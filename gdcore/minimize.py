@@ -1,4 +1,4 @@
-"""``minimize``: gradient descent on any differentiable function.
+"""``minimize``: gradient descent on any differentiable function::
 
     result = gd.minimize(lambda x: x**2, 5.0, lr=0.01, tol=0.1)
     result.x, result.fun, result.nit, result.converged, result.path
@@ -11,8 +11,10 @@ differences (``gdcore.numerical_gradient``).
 """
 import math
 from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _validation as v
 from . import optim as _optim
@@ -21,31 +23,48 @@ from .reference.gradients import numerical_gradient
 __all__ = ["minimize", "MinimizeResult"]
 
 
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
+
+
 @dataclass
 class MinimizeResult:
     """What ``minimize`` returns.
 
-    x : float or ndarray        the last iterate (a float for a scalar x0)
-    fun : float                 fun(x)
-    grad : float or ndarray     the gradient at x
-    nit : int                   number of updates made
-    converged : bool            max |grad| < tol was reached
-    path : ndarray              every iterate, x0 first: shape (nit + 1,) for a scalar
-                                x0, (nit + 1, n) otherwise
+    Attributes
+    ----------
+    x : float or ndarray
+        The last iterate (a float for a scalar x0).
+    fun : float
+        ``fun(x)``.
+    grad : float or ndarray
+        The gradient at x.
+    nit : int
+        Number of updates made.
+    converged : bool
+        ``max |grad| < tol`` was reached.
+    path : ndarray
+        Every iterate, x0 first: shape (nit + 1,) for a scalar x0, (nit + 1, n)
+        otherwise.
     message : str
+        Why the iteration stopped.
     """
 
-    x: object
+    x: Union[float, NDArray[np.float64]]
     fun: float
-    grad: object
+    grad: Union[float, NDArray[np.float64]]
     nit: int
     converged: bool
-    path: np.ndarray = field(repr=False)
+    path: NDArray[np.float64] = field(repr=False)
     message: str = ""
 
 
-def minimize(fun, x0, grad=None, lr=0.01, optimizer=None, tol=1e-6, max_iter=10_000,
-             callback=None, h=1e-5):
+def minimize(fun: Callable[[Any], float], x0: ArrayLike,
+             grad: Optional[Callable[[Any], ArrayLike]] = None, lr: float = 0.01,
+             optimizer: Optional[_optim.Optimizer] = None, tol: float = 1e-6,
+             max_iter: int = 10_000, callback: Optional[Callable[[Any, int], Any]] = None,
+             h: float = 1e-5) -> MinimizeResult:
     """Minimize ``fun`` by gradient descent from ``x0``.
 
     Parameters
@@ -62,7 +81,7 @@ def minimize(fun, x0, grad=None, lr=0.01, optimizer=None, tol=1e-6, max_iter=10_
     optimizer : gdcore.optim optimizer, optional
         E.g. ``gd.optim.Adam(lr=0.1)``; it is used as given (its state continues).
     tol : float >= 0
-        Stop when max |grad(x)| < tol.
+        Stop when ``max |grad(x)| < tol``.
     max_iter : int >= 0
         The most updates to make.
     callback : callable, optional

@@ -12,8 +12,10 @@ import itertools
 import math
 import numbers
 import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _parallel
 from . import _validation as v
@@ -23,6 +25,12 @@ from .network import HIDDEN_ACTIVATIONS, MLP
 
 __all__ = ["train_val_test_split", "kfold_indices", "cross_validate", "grid_search",
            "GridSearchResult"]
+
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
+
 
 OPTIMIZERS = {"sgd": _optim.SGD, "adam": _optim.Adam, "adamw": _optim.AdamW,
               "rmsprop": _optim.RMSprop, "adagrad": _optim.Adagrad,
@@ -46,7 +54,8 @@ def _as_array(a, name):
     return a
 
 
-def _check_pair(X, T, name_X="X", name_T="T"):
+def _check_pair(X: Any, T: Any, name_X: str = "X", name_T: str = "T"
+                ) -> Tuple[np.ndarray, np.ndarray]:
     X, T = _as_array(X, name_X), _as_array(T, name_T)
     if X.shape[0] != T.shape[0]:
         raise ValueError(f"{name_X} has {X.shape[0]} samples but {name_T} has {T.shape[0]}")
@@ -124,8 +133,10 @@ def _check_labels(T, name="T"):
     return T
 
 
-def train_val_test_split(X, T, val_size=0.15, test_size=0.15, shuffle=True, seed=None,
-                         stratify=False):
+def train_val_test_split(X: ArrayLike, T: ArrayLike, val_size: Union[float, int] = 0.15,
+                         test_size: Union[float, int] = 0.15, shuffle: bool = True,
+                         seed: Optional[int] = None, stratify: bool = False
+                         ) -> Tuple[Tuple[np.ndarray, np.ndarray], ...]:
     """Split (X, T) into training, validation and test parts.
 
     Parameters
@@ -172,7 +183,8 @@ def train_val_test_split(X, T, val_size=0.15, test_size=0.15, shuffle=True, seed
     return (X[train], T[train]), (X[val], T[val]), (X[test], T[test])
 
 
-def kfold_indices(n_samples, k=5, shuffle=True, seed=None):
+def kfold_indices(n_samples: int, k: int = 5, shuffle: bool = True, seed: Optional[int] = None
+                  ) -> List[Tuple[NDArray[np.int64], NDArray[np.int64]]]:
     """Index arrays of k-fold cross-validation.
 
     Parameters
@@ -240,7 +252,9 @@ def _mean_std(values):
 
 # ---- cross-validation -------------------------------------------------------------
 
-def cross_validate(build, X, T, k=5, seed=0, n_jobs=1, worker_threads=None, **fit_kwargs):
+def cross_validate(build: Callable[[], MLP], X: ArrayLike, T: ArrayLike, k: int = 5,
+                   seed: Optional[int] = 0, n_jobs: Optional[int] = 1,
+                   worker_threads: Optional[int] = None, **fit_kwargs: Any) -> Dict[str, Any]:
     """k-fold cross-validation of a network.
 
     For each fold, ``build()`` makes a fresh network, ``net.fit(X_train, T_train,
@@ -436,13 +450,14 @@ class GridSearchResult:
         The grid's parameter names, in grid order.
     """
 
-    def __init__(self, table, best_params, best_net, param_names):
+    def __init__(self, table: List[Dict[str, Any]], best_params: Dict[str, Any],
+                 best_net: MLP, param_names: List[str]) -> None:
         self.table = table
         self.best_params = best_params
         self.best_net = best_net
         self.param_names = param_names
 
-    def format_table(self):
+    def format_table(self) -> str:
         """The table as aligned text, best combination first; '-' marks a parameter
         that the combination's grid does not set (the default applies)."""
         metrics = [m for m in ("val_loss", "val_accuracy", "train_loss", "seconds")
@@ -496,8 +511,13 @@ def _fit_combination_remote(*args):
     return scores, _parallel.net_state(net)
 
 
-def grid_search(param_grid, X, T, validation_data=None, validation_split=0.2, build=None,
-                seed=0, epochs=10, n_jobs=1, worker_threads=None, **fit_kwargs):
+def grid_search(param_grid: Union[Mapping[str, Sequence[Any]], Sequence[Mapping[str, Sequence[Any]]]],
+                X: ArrayLike, T: ArrayLike,
+                validation_data: Optional[Tuple[ArrayLike, ArrayLike]] = None,
+                validation_split: float = 0.2,
+                build: Optional[Callable[..., MLP]] = None, seed: Optional[int] = 0,
+                epochs: int = 10, n_jobs: Optional[int] = 1,
+                worker_threads: Optional[int] = None, **fit_kwargs: Any) -> GridSearchResult:
     """Train one network per combination of settings; rank them on validation data.
 
     Parameters
@@ -633,7 +653,8 @@ def grid_search(param_grid, X, T, validation_data=None, validation_split=0.2, bu
                  for make, kwargs in zip(makers, all_kwargs)]
         outcomes = _parallel.run(_fit_combination_remote, tasks, n_jobs, worker_threads)
 
-    table, best_row, best = [], None, None
+    table, best_row = [], None
+    best: Any = None   # (make, trained) of the best row so far
     for params, make, (scores, trained) in zip(combinations, makers, outcomes):
         row = dict(params, **scores)
         table.append(row)

@@ -17,9 +17,18 @@ starting points marked with a black-edged square, contours in light grey so that
 path disappears into them, legends placed outside the data or in an empty corner, and
 axes labelled with their units.
 """
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
+import os as _os
+from typing import (TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
 
 import numpy as _np
+from numpy.typing import ArrayLike as _ArrayLike
+
+if TYPE_CHECKING:  # matplotlib is an optional extra, imported when a picture is drawn
+    from matplotlib.axes import Axes as _Axes
+    from matplotlib.figure import Figure as _Figure
+
+_Path = Union[str, "_os.PathLike[str]", None]
 
 __all__ = ["plot_history", "plot_paths", "plot_descent_1d", "plot_curves", "tour_pictures"]
 
@@ -62,7 +71,7 @@ def _start(ax, x, y, label="start"):
             markeredgewidth=1.5, label=label, zorder=5)
 
 
-def plot_history(history, path=None, title: str = "Training"):
+def plot_history(history: Any, path: _Path = None, title: str = "Training") -> "_Figure":
     """Loss per epoch (training and validation) and, when recorded, validation
     accuracy per epoch in a second panel, from a ``gdcore.History``.
 
@@ -120,8 +129,9 @@ def _contours(ax, function, bounds, levels):
     ax.set_ylabel("y")
 
 
-def plot_paths(function, paths: Mapping[str, Any], path=None, bounds=None, levels: int = 30,
-               title: Optional[str] = None, separate: bool = True):
+def plot_paths(function: Any, paths: Mapping[str, Any], path: _Path = None,
+               bounds: Optional[Sequence[Tuple[float, float]]] = None, levels: int = 30,
+               title: Optional[str] = None, separate: bool = True) -> "_Figure":
     """Contours of a 2-D test function with optimizer paths drawn on them.
 
     Parameters
@@ -175,8 +185,11 @@ def plot_paths(function, paths: Mapping[str, Any], path=None, bounds=None, level
     return _save(fig, path)
 
 
-def plot_descent_1d(fun: Callable[[float], float], iterates, path=None, bounds=None,
-                    title: Optional[str] = None, zoom=None):
+def plot_descent_1d(fun: Callable[[float], float],
+                    iterates: Union[_ArrayLike, Mapping[str, _ArrayLike]], path: _Path = None,
+                    bounds: Optional[Tuple[float, float]] = None, title: Optional[str] = None,
+                    zoom: Optional[Tuple[Tuple[float, float], Tuple[float, float]]] = None
+                    ) -> "_Figure":
     """A 1-D function with one or more descents marked on it.
 
     Parameters
@@ -192,15 +205,16 @@ def plot_descent_1d(fun: Callable[[float], float], iterates, path=None, bounds=N
         Adds a second panel with these limits, for details (two minima of similar
         depth, say) that the main panel's scale hides.
     """
-    runs = iterates if isinstance(iterates, Mapping) else {"descent": iterates}
-    runs = {k: _np.asarray(p, dtype=_np.float64).reshape(-1) for k, p in runs.items()}
+    given: Mapping[str, Any] = (iterates if isinstance(iterates, Mapping)
+                                else {"descent": iterates})
+    runs = {k: _np.asarray(p, dtype=_np.float64).reshape(-1) for k, p in given.items()}
     fig, axes = _figure(2 if zoom else 1, size=(11 if zoom else 7, 4.5))
     allx = _np.concatenate(list(runs.values()))
     if bounds is None:
         lo, hi = float(allx.min()), float(allx.max())
         pad = 0.2 * max(hi - lo, 1.0)
         bounds = (lo - pad, hi + pad)
-    panels = [(axes[0, 0], bounds, None)]
+    panels: List[Tuple[Any, Any, Any]] = [(axes[0, 0], bounds, None)]
     if zoom:
         panels.append((axes[0, 1], zoom[0], zoom[1]))
     for k, (ax, (lo, hi), ylim) in enumerate(panels):
@@ -231,9 +245,10 @@ def plot_descent_1d(fun: Callable[[float], float], iterates, path=None, bounds=N
     return _save(fig, path)
 
 
-def plot_curves(curves: Mapping[str, Tuple[Sequence[float], Sequence[float]]], path=None,
-                xlabel: str = "x", ylabel: str = "y", title: Optional[str] = None,
-                logx: bool = False, logy: bool = False, ax=None):
+def plot_curves(curves: Mapping[str, Tuple[Sequence[float], Sequence[float]]],
+                path: _Path = None, xlabel: str = "x", ylabel: str = "y",
+                title: Optional[str] = None, logx: bool = False, logy: bool = False,
+                ax: Optional["_Axes"] = None) -> "_Figure":
     """Several runs as lines, each with its own colour and marker.
 
     Parameters

@@ -1,4 +1,4 @@
-"""Drop-in replacements for scikit-learn's ``MLPClassifier`` and ``MLPRegressor``.
+"""Drop-in replacements for scikit-learn's ``MLPClassifier`` and ``MLPRegressor``::
 
     from gdcore.sklearn import MLPClassifier      # instead of sklearn.neural_network
     clf = MLPClassifier(hidden_layer_sizes=(15,), solver="sgd", batch_size=32).fit(X, y)
@@ -8,8 +8,10 @@ label handling (``LabelBinarizer``), scoring, tags and fitted attributes are
 scikit-learn's; the numerical work (forward, loss, backward, update) runs in a
 ``gdcore.MLP`` whose parameters ``coefs_`` and ``intercepts_`` are views of.
 
-How scikit-learn's training maps onto gdcore
---------------------------------------------
+Notes
+-----
+.. rubric:: How scikit-learn's training maps onto gdcore
+
 - Initial weights: scikit-learn's own ``_init_coef`` draws (Glorot uniform, factor 2
   for logistic, intercepts drawn too) from ``check_random_state(random_state)``; the
   per-epoch shuffles use ``sklearn.utils.shuffle`` on the same generator, and the
@@ -46,13 +48,18 @@ How scikit-learn's training maps onto gdcore
   mini-batch whose weights sum to 0 makes no step (scikit-learn would divide by 0);
   L-BFGS needs a positive total weight.
 
-gdcore extras (further keyword arguments)
------------------------------------------
-``dtype`` : None, 'float32' or 'float64'.  None follows X as scikit-learn does
-(float32 data trains in float32, anything else in float64).
-``dropout`` : None, a rate or one rate per hidden layer (inverted dropout, stochastic
-solvers only: L-BFGS needs a deterministic loss and rejects it).
-``n_threads`` : threads of the native kernels (None: the library setting).
+.. rubric:: gdcore extras (further keyword arguments)
+
+``dtype`` : None, 'float32' or 'float64'
+    None follows X as scikit-learn does (float32 data trains in float32, anything
+    else in float64).
+``dropout`` : None, a rate or one rate per hidden layer
+    Inverted dropout, stochastic solvers only (L-BFGS needs a deterministic loss and
+    rejects it).
+``n_threads`` : int or None
+    Threads of the native kernels (None: the library setting).
+
+.. rubric:: Compatibility
 
 Written against scikit-learn 1.9: besides the public classes it uses their helpers
 ``_validate_input``, ``_initialize``/``_init_coef`` and
@@ -67,6 +74,7 @@ import copy
 import math
 import re
 import warnings
+from typing import Optional, Sequence, Union
 from numbers import Integral, Real
 
 import numpy as np
@@ -74,7 +82,8 @@ import scipy.optimize
 import scipy.sparse as sp
 import sklearn
 
-if tuple(int(p) for p in re.findall(r"\d+", sklearn.__version__)[:2]) < (1, 9):
+_SKLEARN_VERSION = re.match(r"(\d+)\.(\d+)", sklearn.__version__)
+if _SKLEARN_VERSION is None or tuple(map(int, _SKLEARN_VERSION.groups())) < (1, 9):
     raise ImportError(f"gdcore.sklearn needs scikit-learn >= 1.9 (it follows that "
                       f"version's training loop exactly); found {sklearn.__version__}: "
                       f'pip install "gdcore[sklearn]"')
@@ -103,6 +112,12 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
+
+
 SPARSE_BLOCK_ROWS = 1024
 _ACTIVATION = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh",
                "relu": "relu"}
@@ -112,7 +127,7 @@ _OUTPUT = {"softmax": ("softmax", "cross_entropy"),
 
 
 class ScikitSGD(_optim.SGD):
-    """scikit-learn's SGD (velocity form) as torch's SGD with a rescaled buffer.
+    """scikit-learn's SGD (velocity form) as torch's SGD with a rescaled buffer::
 
         v = momentum * v - lr * g ;  p += v             (nesterov: p += momentum * v - lr * g)
 
@@ -129,7 +144,7 @@ class ScikitSGD(_optim.SGD):
 
 
 class ScikitAdam(_optim.Adam):
-    """scikit-learn's Adam: epsilon is added to sqrt(v) before the bias correction,
+    """scikit-learn's Adam: epsilon is added to sqrt(v) before the bias correction::
 
         p -= lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)
 
@@ -530,14 +545,20 @@ class MLPClassifier(_GDCoreMLP, _SkMLPClassifier):
     _parameter_constraints = {**_SkMLPClassifier._parameter_constraints,
                               **_extra_constraints()}
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False,
-                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
-                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, max_fun=15000, dtype=None, dropout=None,
-                 n_threads=None):
+    def __init__(self, hidden_layer_sizes: Union[int, Sequence[int]] = (100,),
+                 activation: str = "relu", *, solver: Union[str, _optim.Optimizer] = "adam", alpha: float = 0.0001,
+                 batch_size: Union[int, str] = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5,
+                 max_iter: int = 200, shuffle: bool = True,
+                 random_state: Union[int, np.random.RandomState, None] = None,
+                 tol: float = 1e-4, verbose: bool = False, warm_start: bool = False,
+                 momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
+                 n_iter_no_change: int = 10, max_fun: int = 15000,
+                 dtype: Union[str, type, np.dtype, None] = None,
+                 dropout: Union[float, Sequence[float], None] = None,
+                 n_threads: Optional[int] = None) -> None:
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -566,14 +587,21 @@ class MLPRegressor(_GDCoreMLP, _SkMLPRegressor):
                               **_extra_constraints(),
                               "loss": [StrOptions({"squared_error"})]}
 
-    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu",
-                 *, solver="adam", alpha=0.0001, batch_size="auto",
-                 learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
-                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
-                 warm_start=False, momentum=0.9, nesterovs_momentum=True,
-                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None,
-                 dropout=None, n_threads=None):
+    def __init__(self, loss: str = "squared_error",
+                 hidden_layer_sizes: Union[int, Sequence[int]] = (100,),
+                 activation: str = "relu", *, solver: Union[str, _optim.Optimizer] = "adam", alpha: float = 0.0001,
+                 batch_size: Union[int, str] = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5,
+                 max_iter: int = 200, shuffle: bool = True,
+                 random_state: Union[int, np.random.RandomState, None] = None,
+                 tol: float = 1e-4, verbose: bool = False, warm_start: bool = False,
+                 momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
+                 n_iter_no_change: int = 10, max_fun: int = 15000,
+                 dtype: Union[str, type, np.dtype, None] = None,
+                 dropout: Union[float, Sequence[float], None] = None,
+                 n_threads: Optional[int] = None) -> None:
         super().__init__(
             loss=loss, hidden_layer_sizes=hidden_layer_sizes, activation=activation,
             solver=solver, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,

@@ -18,9 +18,10 @@ evaluates the value on meshgrid arrays for contour plots::
 Points are array-likes of shape (2,) with finite real entries, evaluated in float64.
 ``FUNCTIONS`` maps each name to its instance; ``get(name)`` looks one up.
 """
-from typing import Optional
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ._validation import check_float
 
@@ -53,7 +54,7 @@ def _point(x, name="x"):
     return a
 
 
-def _grid_array(a, name):
+def _grid_array(a: ArrayLike, name: str) -> np.ndarray:
     if a is None:
         raise TypeError(f"{name} must be a real array, got None")
     try:
@@ -93,30 +94,35 @@ class TestFunction:
     # Not a test class, whatever pytest thinks of the name.
     __test__ = False
     name: Optional[str] = None
+    # f, its gradient and its Hessian at (x, y), written by each function (they broadcast)
+    _value: Callable[..., Any]
+    _gradient: Callable[..., Any]
+    _hessian: Callable[..., Any]
 
-    def __init__(self, minima, minimum_value, bounds, start):
+    def __init__(self, minima: Sequence[ArrayLike], minimum_value: Optional[float],
+                 bounds: Sequence[Tuple[float, float]], start: ArrayLike) -> None:
         self._minima = tuple(np.array(m, dtype=np.float64) for m in minima)
         self._minimum_value = None if minimum_value is None else float(minimum_value)
         self._bounds = tuple((float(lo), float(hi)) for lo, hi in bounds)
         self._start = np.array(start, dtype=np.float64)
 
     @property
-    def minima(self):
+    def minima(self) -> List[NDArray[np.float64]]:
         return [m.copy() for m in self._minima]
 
     @property
-    def minimum_value(self):
+    def minimum_value(self) -> Optional[float]:
         return self._minimum_value
 
     @property
-    def bounds(self):
+    def bounds(self) -> Tuple[Tuple[float, float], ...]:
         return self._bounds
 
     @property
-    def start(self):
+    def start(self) -> NDArray[np.float64]:
         return self._start.copy()
 
-    def value(self, x):
+    def value(self, x: ArrayLike) -> float:
         """f at the point ``x``.
 
         Parameters
@@ -131,11 +137,11 @@ class TestFunction:
         p = _point(x)
         return float(self._value(p[0], p[1]))
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayLike) -> float:
         """f at the point ``x`` (same as ``value``)."""
         return self.value(x)
 
-    def gradient(self, x):
+    def gradient(self, x: ArrayLike) -> NDArray[np.float64]:
         """The analytic gradient (df/dx, df/dy) at ``x``.
 
         Parameters
@@ -150,7 +156,7 @@ class TestFunction:
         p = _point(x)
         return np.array(self._gradient(p[0], p[1]), dtype=np.float64)
 
-    def hessian(self, x):
+    def hessian(self, x: ArrayLike) -> NDArray[np.float64]:
         """The analytic Hessian [[f_xx, f_xy], [f_xy, f_yy]] at ``x``.
 
         Parameters
@@ -165,7 +171,7 @@ class TestFunction:
         p = _point(x)
         return np.array(self._hessian(p[0], p[1]), dtype=np.float64)
 
-    def grid(self, X, Y):
+    def grid(self, X: ArrayLike, Y: ArrayLike) -> NDArray[np.float64]:
         """f evaluated elementwise on coordinate arrays, for contour plots.
 
         Parameters
@@ -211,7 +217,7 @@ class Rosenbrock(TestFunction):
 
     name = "rosenbrock"
 
-    def __init__(self, a=1.0, b=100.0):
+    def __init__(self, a: float = 1.0, b: float = 100.0) -> None:
         self.a = check_float(a, "a")
         self.b = check_float(b, "b", 0.0, low_open=True)
         super().__init__(minima=[(self.a, self.a ** 2)], minimum_value=0.0,
@@ -358,7 +364,7 @@ class Saddle(TestFunction):
                          bounds=((-2.0, 2.0), (-2.0, 2.0)), start=(-1.5, 0.01))
 
     @property
-    def saddle_point(self):
+    def saddle_point(self) -> NDArray[np.float64]:
         """The saddle point (0, 0), a new float64 array."""
         return np.zeros(2)
 

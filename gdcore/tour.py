@@ -18,7 +18,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -165,7 +165,7 @@ def _digits(s, n_train=None):
     return s._digits[key]
 
 
-def load_mnist(directory: str):
+def load_mnist(directory: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """MNIST's four IDX files from ``directory`` as float32 pixels in [0, 1].
 
     Looks for ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
