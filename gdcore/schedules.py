@@ -667,6 +667,9 @@ class Sequential(Schedule):
     def _fresh_copy(self):
         return Sequential([c._fresh_copy() for c in self._children], self.milestones)
 
+    def __repr__(self):
+        return f"Sequential({self._children!r}, milestones={self.milestones!r})"
+
     def _on_start(self):
         for c in self._children:
             c.start(self.base_lr)
@@ -680,9 +683,12 @@ class Sequential(Schedule):
         return child.lr_at(local)
 
     def epoch_end(self, epoch, metrics):
-        """Passes the metrics to the schedule running in epoch ``epoch``."""
+        """Passes the metrics to the schedule running in epoch ``epoch`` (per-epoch
+        units only: per-step schedules have no use for them)."""
         epoch = v.check_int(epoch, "epoch", low=0)
         self._check_started("epoch_end")
+        if self.unit == "step":
+            return
         child, local = self._active(epoch)
         child.epoch_end(local, metrics)
 
