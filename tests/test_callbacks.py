@@ -299,3 +299,19 @@ def test_callbacks_see_rollback_free_state_and_end_hook_runs():
 
     gd.MLP([4, 3, 2], seed=0).fit(X, y, epochs=5, callbacks=[Recorder()])
     assert seen == [("begin", 0), ("epoch", 1, 0), ("epoch", 2, 1), ("end", "callback")]
+
+
+def test_distributed_fit_refuses_what_it_cannot_apply():
+    MPI = pytest.importorskip("mpi4py.MPI")
+    X, y = clf_data(20)
+    net = gd.MLP([4, 3, 2], seed=0)
+    before = net.params.copy()
+    for kwargs, match in [
+        ({"lr_schedule": gd.schedules.OneCycle(10)}, "unit='step'"),
+        ({"early_stopping": gd.EarlyStopping(monitor="val_accuracy")}, "stops early"),
+        ({"callbacks": [gd.CSVLogger("unused.csv")]}, "needs MLP.fit"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            gd.distributed.fit(net, X.astype(np.float32), y, comm=MPI.COMM_SELF, epochs=1,
+                               **kwargs)
+    np.testing.assert_array_equal(net.params, before)
