@@ -680,7 +680,7 @@ class Sequential(Schedule):
 
     def _rate(self, epoch):
         child, local = self._active(epoch)
-        return child.lr_at(local)
+        return child._rate(local)
 
     def epoch_end(self, epoch, metrics):
         """Passes the metrics to the schedule running in epoch ``epoch`` (per-epoch

@@ -188,10 +188,12 @@ def _step_scalars(optimizer, n_steps, step_schedule=None):
     """The (n_steps, 8) float64 scalars of the epoch's steps; with a per-step
     schedule each step's rate is set first, so the optimizer ends at the last one."""
     first = optimizer.step_count + 1
+    if step_schedule is not None:
+        step_schedule.lr_at(first - 1)       # checks it was started, once per epoch
     rows = []
     for step in range(first, first + n_steps):
         if step_schedule is not None:
-            optimizer.lr = step_schedule.lr_at(step - 1)
+            optimizer.lr = float(step_schedule._rate(step - 1))
         rows.append(optimizer._native_scalars(step))
     return np.array(rows, dtype=np.float64).reshape(n_steps, 8)
 
