@@ -293,9 +293,10 @@ def _progress_bar(progress, epochs, start_epoch):
 
 class _Snapshot:
     """Everything one epoch changes: parameters, optimizer state, step and epoch
-    counters, learning rate, the network's History and its random generator.  Taken
-    before each epoch; put back when the epoch diverges or is interrupted, so training
-    state always stands at the end of a whole epoch."""
+    counters, learning rate, the network's History, its random generator and the
+    schedule's attributes (a deep copy: a ``Sequential``'s inner schedules come back
+    as copies).  Taken before each epoch; put back when the epoch diverges or is
+    interrupted, so training state always stands at the end of a whole epoch."""
 
     __slots__ = ("params", "state", "steps", "lr", "epochs", "n_history", "rng",
                  "schedule")

@@ -315,3 +315,8 @@ def test_distributed_fit_refuses_what_it_cannot_apply():
             gd.distributed.fit(net, X.astype(np.float32), y, comm=MPI.COMM_SELF, epochs=1,
                                **kwargs)
     np.testing.assert_array_equal(net.params, before)
+
+
+def test_callbacks_module_shows_only_public_names():
+    assert sorted(dir(callbacks)) == sorted(callbacks.__all__)
+    assert {"Callback", "EarlyStopping", "ModelCheckpoint", "CSVLogger"} == set(callbacks.__all__)
