@@ -203,12 +203,12 @@ class StepDecay(Schedule):
 
     Parameters
     ----------
-    unit : {'epoch', 'step'}
-        What the schedule counts (the other parameters count in this unit).
     step_size : int >= 1
         Epochs between decays.
     gamma : float in (0, 1]
         Decay factor.
+    unit : {'epoch', 'step'}
+        What the schedule counts (the other parameters count in this unit).
     """
 
     _param_names = ("step_size", "gamma", "unit")
@@ -230,10 +230,10 @@ class ExponentialDecay(Schedule):
 
     Parameters
     ----------
-    unit : {'epoch', 'step'}
-        What the schedule counts (the other parameters count in this unit).
     gamma : float in (0, 1]
         Decay factor per epoch.
+    unit : {'epoch', 'step'}
+        What the schedule counts (the other parameters count in this unit).
     """
 
     _param_names = ("gamma", "unit")
@@ -254,12 +254,12 @@ class InverseTimeDecay(Schedule):
 
     Parameters
     ----------
-    unit : {'epoch', 'step'}
-        What the schedule counts (the other parameters count in this unit).
     decay_rate : float >= 0
         0 keeps the rate constant.
     decay_steps : float > 0
         Epochs over which the denominator grows by ``decay_rate``.
+    unit : {'epoch', 'step'}
+        What the schedule counts (the other parameters count in this unit).
     """
 
     _param_names = ("decay_rate", "decay_steps", "unit")
@@ -288,12 +288,12 @@ class CosineAnnealing(Schedule):
 
     Parameters
     ----------
-    unit : {'epoch', 'step'}
-        What the schedule counts (the other parameters count in this unit).
     T_max : int >= 1
         Epochs of the annealing.
     eta_min : float >= 0
         Final learning rate.
+    unit : {'epoch', 'step'}
+        What the schedule counts (the other parameters count in this unit).
     """
 
     _param_names = ("T_max", "eta_min", "unit")
