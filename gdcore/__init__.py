@@ -32,12 +32,13 @@ _check_compiled()
 
 from ._config import get_num_threads, set_num_threads, show_config
 from . import datasets, kernels, optim, reference, testfunctions
-from . import model_selection, plot, schedules, trajectories
+from . import callbacks, model_selection, plot, schedules, trajectories
 from . import distributed
 from .linear_model import linear_regression
 from .minimize import minimize
 from .checkpoint import load
 from .network import MLP, gradcheck
+from .callbacks import CSVLogger, ModelCheckpoint
 from .training import EarlyStopping, History
 from .reference import numerical_gradient
 
@@ -56,11 +57,14 @@ __all__ = [
     "gradcheck",
     "load",
     "schedules",
+    "callbacks",
     "model_selection",
     "distributed",
     "plot",
     "trajectories",
     "EarlyStopping",
+    "ModelCheckpoint",
+    "CSVLogger",
     "History",
     "minimize",
     "linear_regression",

@@ -134,8 +134,8 @@ def restore_net(net, state):
     net._rng.bit_generator.state = state["rng"]
     if state["lr_schedule"] is not None:
         net.lr_schedule = _schedules.from_state_dict(state["lr_schedule"])
-    history = History()
-    for key in History.KEYS:
+    history = History([k for k in state["history"] if k not in History.KEYS])
+    for key in history.keys():
         getattr(history, key).extend(state["history"][key])
     net.history = history
     return net

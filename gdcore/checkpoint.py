@@ -276,8 +276,9 @@ def load(path):
             net.optimizer = opt
         if meta["lr_schedule"] is not None:
             net.lr_schedule = _schedules.from_state_dict(meta["lr_schedule"])
-        history = History()
-        for key in History.KEYS:
+        extra = [k for k in meta["history"] if k not in History.KEYS]
+        history = History(extra)       # metric keys: History rejects unknown ones
+        for key in history.keys():
             records = meta["history"][key]
             if not isinstance(records, list) or len(records) != len(meta["history"]["epoch"]):
                 raise _Corrupt(f"history {key!r} is not a list of one entry per epoch")

@@ -195,6 +195,17 @@ def fit(net: "MLP", X: ArrayLike, T: ArrayLike, comm: Any, epochs: int = 10,
             if not (callable(cb) or hasattr(cb, "on_epoch_end")):
                 raise TypeError(f"callbacks must be callables or have on_epoch_end, got "
                                 f"{cb!r}")
+            if hasattr(cb, "on_train_begin"):
+                raise ValueError(f"distributed fit calls callbacks with the History only; "
+                                 f"{type(cb).__name__} needs MLP.fit")
+        schedule = lr_schedule if lr_schedule is not None else net.lr_schedule
+        if schedule is not None and schedule.unit != "epoch":
+            raise ValueError("distributed fit applies schedules per epoch; this one has "
+                             "unit='step'")
+        if early_stopping is not None and (early_stopping.monitor not in ("val_loss", "loss")
+                                           or early_stopping.mode == "max"):
+            raise ValueError(f"distributed fit stops early on 'val_loss' or 'loss' "
+                             f"(decreasing) only, got {early_stopping!r}")
         if step_callback is not None and not callable(step_callback):
             raise TypeError("step_callback must be callable")
         if seed is not None:

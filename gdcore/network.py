@@ -101,6 +101,28 @@ def gaussian_noise(seed, n):
 
 # ---- the network ----------------------------------------------------------------
 
+INITIALIZERS = ("default", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+                "lecun_uniform", "lecun_normal", "zeros")
+
+
+def _draw_weights(name, rng, n_in, n_out):
+    """(n_in, n_out) float64 weights of the named initialiser (see ``MLP``)."""
+    shape = (n_in, n_out)
+    if name == "zeros":
+        return np.zeros(shape)
+    fan_sum, fan_in = float(n_in + n_out), float(n_in)
+    if name.endswith("_uniform"):
+        # U(-a, a) with a = sqrt(3 variance); the same expressions as before, bitwise
+        limit = {"glorot_uniform": math.sqrt(6.0 / fan_sum),
+                 "he_uniform": math.sqrt(6.0 / fan_in),
+                 "lecun_uniform": math.sqrt(3.0 / fan_in)}[name]
+        return rng.uniform(-limit, limit, size=shape)
+    std = {"glorot_normal": math.sqrt(2.0 / fan_sum),
+           "he_normal": math.sqrt(2.0 / fan_in),
+           "lecun_normal": math.sqrt(1.0 / fan_in)}[name]
+    return rng.normal(0.0, std, size=shape)
+
+
 def _as_dtype(dtype):
     try:
         dtype = np.dtype(dtype)
@@ -135,15 +157,32 @@ class MLP:
     dropout : float or sequence of float, optional
         Inverted-dropout rate of the hidden layers' outputs (one rate for all, or one
         per hidden layer), applied in training only.
+    init : str, callable or sequence of them, optional
+        The weight initialiser, for all layers or one per layer (``len(layer_sizes)
+        - 1`` entries).  Names (fan_in = n_in, fan_out = n_out of the layer):
 
-    Weights are initialised Glorot-uniform, U(+-sqrt(6 / (n_in + n_out))), for
-    identity/sigmoid/tanh/softmax layers and He-uniform, U(+-sqrt(6 / n_in)), for relu
-    layers; biases are zero.  Values are drawn in float64 and rounded to ``dtype``, so
-    a float32 and a float64 network with the same seed start from the same weights.
+        - 'glorot_uniform' U(+-sqrt(6 / (fan_in + fan_out))),
+          'glorot_normal' N(0, 2 / (fan_in + fan_out));
+        - 'he_uniform' U(+-sqrt(6 / fan_in)), 'he_normal' N(0, 2 / fan_in);
+        - 'lecun_uniform' U(+-sqrt(3 / fan_in)), 'lecun_normal' N(0, 1 / fan_in);
+        - 'zeros' (every unit of a layer then learns the same thing: for tests and
+          linear models);
+        - 'default' (or None): he_uniform for relu layers, glorot_uniform for the
+          others, as gdcore always did.
+
+        The normal variants are untruncated, as torch's ``xavier_normal_`` /
+        ``kaiming_normal_(nonlinearity='relu')`` draw them (Keras truncates); no
+        activation gain is applied beyond these formulas.  A callable is called as
+        ``init(rng, n_in, n_out)`` with a ``numpy.random.Generator`` and returns the
+        (n_in, n_out) weights as finite real numbers.
+
+    All initialisers draw the layers in order from one generator seeded by ``seed``,
+    in float64, and the values are rounded to ``dtype``, so a float32 and a float64
+    network with the same seed start from the same weights.  Biases are zero.
     """
 
     def __init__(self, layer_sizes, activation="relu", output=None, loss=None,
-                 dtype="float32", seed=0, backend="native", dropout=None):
+                 dtype="float32", seed=0, backend="native", dropout=None, init=None):
         sizes = self._check_sizes(layer_sizes)
         n_hidden = len(sizes) - 2
         if isinstance(activation, str):
@@ -163,6 +202,7 @@ class MLP:
         self.dtype = _as_dtype(dtype)
         self.backend = v.check_name(backend, "backend", ("native", "reference"))
         self.dropout = self._check_dropout(dropout, n_hidden)
+        inits = self._check_init(init, len(sizes) - 1)
         if seed is not None:
             seed = v.check_int(seed, "seed", low=0)
         self.seed = seed
@@ -173,7 +213,7 @@ class MLP:
         self._params = np.zeros(n_params, dtype=self.dtype)
         self._grads = np.zeros(n_params, dtype=self.dtype)
         self._bind_layers()
-        self._initialize(np.random.default_rng(init_seq))
+        self._initialize(np.random.default_rng(init_seq), inits)
         # the last layer's delta from the loss is dE/dU for canonical pairs only
         self._output_backward = ("identity" if CANONICAL_OUTPUT[loss] == output else output)
         self._keep = [1.0 - p for p in self.dropout] + [1.0]
@@ -259,13 +299,49 @@ class MLP:
         self.__dict__.update(state)
         self._bind_layers()
 
-    def _initialize(self, rng):
-        for layer in self.layers:
-            if layer.activation == "relu":
-                limit = math.sqrt(6.0 / layer.n_in)
+    @staticmethod
+    def _check_init(init, n_layers):
+        """One initialiser (a name or a callable) per layer."""
+        if init is None or isinstance(init, str) or callable(init):
+            specs = [init] * n_layers
+        else:
+            try:
+                specs = list(init)
+            except TypeError:
+                raise TypeError(f"init must be a name, a callable or a sequence of them, "
+                                f"got {type(init).__name__}") from None
+            if len(specs) != n_layers:
+                raise ValueError(f"init lists {len(specs)} initialisers for {n_layers} "
+                                 f"layers")
+        for spec in specs:
+            if spec is not None and not callable(spec):
+                if not isinstance(spec, str):
+                    raise TypeError(f"init must be a name, a callable or a sequence of "
+                                    f"them, got {spec!r}")
+                v.check_name(spec, "init", INITIALIZERS)
+        return specs
+
+    def _initialize(self, rng, inits=None):
+        for i, layer in enumerate(self.layers):
+            spec = "default" if inits is None or inits[i] is None else inits[i]
+            shape = layer.W.shape
+            if callable(spec):
+                W = spec(rng, layer.n_in, layer.n_out)
+                try:
+                    W = np.asarray(W, dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise TypeError(f"init for layer {i} must return real numbers, got "
+                                    f"{type(W).__name__}") from None
+                if W.shape != shape:
+                    raise ValueError(f"init for layer {i} returned shape {W.shape}, "
+                                     f"expected {shape} (n_in, n_out)")
+                if not np.isfinite(W).all():
+                    raise ValueError(f"init for layer {i} returned NaN or infinity")
             else:
-                limit = math.sqrt(6.0 / (layer.n_in + layer.n_out))
-            layer.W[...] = rng.uniform(-limit, limit, size=layer.W.shape)
+                if spec == "default":
+                    spec = "he_uniform" if layer.activation == "relu" else "glorot_uniform"
+                W = _draw_weights(spec, rng, layer.n_in, layer.n_out)
+            layer.W[...] = W
             layer.b[...] = 0
 
     def __repr__(self):
@@ -498,7 +574,7 @@ class MLP:
     def fit(self, X, T=None, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=None,
             validation_split=None, validation_data=None, early_stopping=None, l1=0.0,
             l2=0.0, input_noise=0.0, lr_schedule=None, callbacks=(), progress=None,
-            n_threads=None, step_callback=None):
+            n_threads=None, step_callback=None, metrics=None):
         """Train by gradient descent; returns a ``History`` of this call's epochs.
 
         Parameters
@@ -537,17 +613,21 @@ class MLP:
             The last fraction of the samples is held out for validation.
         validation_data : (X_val, T_val), optional
         early_stopping : EarlyStopping or True, optional
-            Stop when the validation loss (the training loss without validation data)
-            has not improved for ``patience`` epochs, restoring the best weights.
+            Stop when the monitored History key (by default the validation loss, the
+            training loss without validation data) has not improved for ``patience``
+            epochs, restoring the best weights (see ``gdcore.callbacks``).
         l1, l2 : float >= 0
             Penalties l1 sum |w| and 1/2 l2 sum w^2 on the weights (not the biases).
         input_noise : float >= 0
             Standard deviation of Gaussian noise added to the inputs in training.
         lr_schedule : gdcore.schedules.Schedule, optional
-            Sets the optimizer's lr before every epoch; kept for later fit calls.
+            Sets the optimizer's lr before every epoch (``unit='epoch'``) or every
+            step (``unit='step'``, also inside the native epoch loop); kept for later
+            fit calls.
         callbacks : sequence
-            Callables (or objects with ``on_epoch_end``) called with the History after
-            every epoch; a true return value stops training.
+            Callables (or objects with ``on_epoch_end``, and optionally
+            ``on_train_begin`` / ``on_train_end``: ``gdcore.callbacks``) called with
+            the History after every epoch; a true return value stops training.
         progress : bool or None
             A tqdm bar over the epochs (loss and validation metrics in it); None shows
             it when stderr is a terminal.
@@ -555,6 +635,12 @@ class MLP:
         step_callback : callable, optional
             ``step_callback(step, loss)`` after every step; this makes the epoch loop
             return to Python between steps (otherwise one epoch is one native call).
+        metrics : sequence of {'accuracy', 'mae', 'r2'}, optional
+            Recorded in the History after every epoch: on the training set (an
+            inference pass over it after the epoch, without dropout or noise; not
+            with batch sources) and, with validation data, as 'val_mae' / 'val_r2'
+            ('val_accuracy' is always recorded for classifiers).  'accuracy' needs
+            a classifier; 'mae' and 'r2' need real targets (not cross_entropy).
 
         Training stops early (``history.stopped_early``, with ``history.stop_reason``
         'callback', 'early_stopping' or 'diverged') when a callback asks, when early
@@ -576,7 +662,7 @@ class MLP:
                    validation_data=validation_data, early_stopping=early_stopping,
                    l1=l1, l2=l2, input_noise=input_noise, lr_schedule=lr_schedule,
                    callbacks=callbacks, progress=progress, n_threads=n_threads,
-                   step_callback=step_callback)
+                   step_callback=step_callback, metrics=metrics)
 
     def partial_fit(self, X, T, optimizer=None, l1=0.0, l2=0.0, input_noise=0.0,
                     n_threads=None):

@@ -1,14 +1,26 @@
-"""Learning-rate schedules, applied once per epoch by ``MLP.fit``::
+"""Learning-rate schedules, applied per epoch or per step by ``MLP.fit``::
 
     sched = gd.schedules.CosineAnnealing(T_max=50)
     net.fit(X, T, epochs=50, optimizer=gd.optim.SGD(lr=0.1), lr_schedule=sched)
 
+    warm_cos = gd.schedules.Sequential(
+        [gd.schedules.LinearWarmup(500, unit="step"),
+         gd.schedules.CosineAnnealing(T_max=9500, unit="step")], milestones=[500])
+
 What ``fit`` calls, in order::
 
     schedule.start(base_lr)              # every fit call; only the first one counts
-    lr = schedule.lr_at(epoch)           # before epoch ``epoch`` (0-based, counted
-                                         # over all fit calls of the network)
-    schedule.epoch_end(epoch, metrics)   # after it; metrics: {'loss', 'val_loss', ...}
+    lr = schedule.lr_at(t)               # unit 'epoch': before epoch t (0-based, counted
+                                         # over all fit calls of the network);
+                                         # unit 'step': before every step, t = the
+                                         # optimizer's step count before the step
+    schedule.epoch_end(epoch, metrics)   # after each epoch; metrics: {'loss', ...}
+
+A schedule's ``unit`` says what ``t`` counts.  A per-step schedule is indexed by the
+optimizer's step count, which checkpoints save and the divergence rollback restores,
+so it needs no state of its own.  In the native epoch loop the per-step rates are
+computed before the epoch into the loop's per-step scalars: the epoch stays one
+native call.
 
 ``state_dict()`` returns plain JSON values (type name, constructor parameters, state);
 ``from_state_dict(d)`` rebuilds an equal schedule that continues identically, so a
@@ -18,9 +30,12 @@ The decay schedules are closed-form functions of the epoch (PyTorch's "closed fo
 not its chained per-step multiplications, which round differently), so ``lr_at`` can be
 asked for any epoch in any order.  ``ReduceLROnPlateau`` is driven by ``epoch_end``.
 """
+import bisect
 import math
 from collections.abc import Mapping
 from typing import Tuple
+
+import numpy as np
 
 from . import _validation as v
 
@@ -31,8 +46,15 @@ __all__ = [
     "InverseTimeDecay",
     "CosineAnnealing",
     "ReduceLROnPlateau",
+    "LinearWarmup",
+    "OneCycle",
+    "CosineWarmRestarts",
+    "Sequential",
+    "register",
     "from_state_dict",
 ]
+
+UNITS = ("epoch", "step")
 
 
 def __dir__():
@@ -56,6 +78,7 @@ class Schedule:
 
     _param_names: Tuple[str, ...] = ()
     _state_names: Tuple[str, ...] = ("base_lr",)
+    unit = "epoch"     # what lr_at's argument counts: 'epoch' or 'step'
 
     def __init__(self):
         self.base_lr = None
@@ -83,7 +106,8 @@ class Schedule:
         Parameters
         ----------
         epoch : int >= 0
-            0-based, counted over all fit calls of the network.
+            0-based, counted over all fit calls of the network; with
+            ``unit='step'``, the optimizer's step count before the step.
 
         Returns
         -------
@@ -163,6 +187,10 @@ class Schedule:
     __hash__ = None  # type: ignore[assignment]  # equal by value, mutable: unhashable
 
 
+def _check_unit(unit):
+    return v.check_name(unit, "unit", UNITS)
+
+
 def _check_factor(value, name):
     """A multiplicative decay factor in (0, 1]."""
     return v.check_float(value, name, 0.0, 1.0, low_open=True)
@@ -179,12 +207,15 @@ class StepDecay(Schedule):
         Epochs between decays.
     gamma : float in (0, 1]
         Decay factor.
+    unit : {'epoch', 'step'}
+        What the schedule counts (the other parameters count in this unit).
     """
 
-    _param_names = ("step_size", "gamma")
+    _param_names = ("step_size", "gamma", "unit")
 
-    def __init__(self, step_size, gamma=0.1):
+    def __init__(self, step_size, gamma=0.1, unit="epoch"):
         super().__init__()
+        self.unit = _check_unit(unit)
         self.step_size = v.check_int(step_size, "step_size", low=1)
         self.gamma = _check_factor(gamma, "gamma")
 
@@ -201,12 +232,15 @@ class ExponentialDecay(Schedule):
     ----------
     gamma : float in (0, 1]
         Decay factor per epoch.
+    unit : {'epoch', 'step'}
+        What the schedule counts (the other parameters count in this unit).
     """
 
-    _param_names = ("gamma",)
+    _param_names = ("gamma", "unit")
 
-    def __init__(self, gamma):
+    def __init__(self, gamma, unit="epoch"):
         super().__init__()
+        self.unit = _check_unit(unit)
         self.gamma = _check_factor(gamma, "gamma")
 
     def _rate(self, epoch):
@@ -224,12 +258,15 @@ class InverseTimeDecay(Schedule):
         0 keeps the rate constant.
     decay_steps : float > 0
         Epochs over which the denominator grows by ``decay_rate``.
+    unit : {'epoch', 'step'}
+        What the schedule counts (the other parameters count in this unit).
     """
 
-    _param_names = ("decay_rate", "decay_steps")
+    _param_names = ("decay_rate", "decay_steps", "unit")
 
-    def __init__(self, decay_rate, decay_steps=1):
+    def __init__(self, decay_rate, decay_steps=1, unit="epoch"):
         super().__init__()
+        self.unit = _check_unit(unit)
         self.decay_rate = v.check_float(decay_rate, "decay_rate", 0.0)
         self.decay_steps = v.check_float(decay_steps, "decay_steps", 0.0, low_open=True)
 
@@ -255,12 +292,15 @@ class CosineAnnealing(Schedule):
         Epochs of the annealing.
     eta_min : float >= 0
         Final learning rate.
+    unit : {'epoch', 'step'}
+        What the schedule counts (the other parameters count in this unit).
     """
 
-    _param_names = ("T_max", "eta_min")
+    _param_names = ("T_max", "eta_min", "unit")
 
-    def __init__(self, T_max, eta_min=0.0):
+    def __init__(self, T_max, eta_min=0.0, unit="epoch"):
         super().__init__()
+        self.unit = _check_unit(unit)
         self.T_max = v.check_int(T_max, "T_max", low=1)
         self.eta_min = v.check_float(eta_min, "eta_min", 0.0)
 
@@ -403,9 +443,309 @@ class ReduceLROnPlateau(Schedule):
         self.bad_epochs, self.cooldown_counter = bad, counter
 
 
+class LinearWarmup(Schedule):
+    """Linear change of the rate's factor over ``total_iters`` (torch ``LinearLR``)::
+
+        lr(t) = base_lr * (start_factor
+                           + (end_factor - start_factor) * min(t, total_iters) / total_iters)
+
+    The closed form of torch.optim.lr_scheduler.LinearLR (same parameters, defaults
+    and bounds).  As a warm-up it goes first in a ``Sequential``.
+
+    Parameters
+    ----------
+    total_iters : int >= 1
+        Epochs or steps of the change; the rate stays at ``base_lr * end_factor`` after.
+    start_factor : float in (0, 1]
+        Factor of the first epoch or step (torch's default 1/3; it must be > 0, so the
+        first step is never wasted at rate 0).
+    end_factor : float in [0, 1]
+    unit : {'epoch', 'step'}
+        What the schedule counts; 'step' by default (warm-ups are usually per step).
+    """
+
+    _param_names = ("total_iters", "start_factor", "end_factor", "unit")
+
+    def __init__(self, total_iters, start_factor=1.0 / 3, end_factor=1.0, unit="step"):
+        super().__init__()
+        self.total_iters = v.check_int(total_iters, "total_iters", low=1)
+        self.start_factor = v.check_float(start_factor, "start_factor", 0.0, 1.0,
+                                          low_open=True)
+        self.end_factor = v.check_float(end_factor, "end_factor", 0.0, 1.0)
+        self.unit = _check_unit(unit)
+
+    def _rate(self, epoch):
+        done = min(epoch, self.total_iters) / self.total_iters
+        return self.base_lr * (self.start_factor
+                               + (self.end_factor - self.start_factor) * done)
+
+
+def _anneal(start, end, pct, strategy):
+    # torch.optim.lr_scheduler.OneCycleLR._annealing_cos / _annealing_linear
+    if strategy == "cos":
+        return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+    return (end - start) * pct + start
+
+
+class OneCycle(Schedule):
+    """The one-cycle policy (Smith and Topin 2017) as torch ``OneCycleLR`` computes it.
+
+    The rate rises from ``max_lr / div_factor`` to ``max_lr`` over the first
+    ``pct_start * total_steps - 1`` steps, then falls to
+    ``max_lr / (div_factor * final_div_factor)`` at step ``total_steps - 1``; with
+    ``three_phase`` it falls back to the initial rate symmetrically first and anneals
+    to the minimum in the last phase.  Each phase interpolates by cosine or linearly
+    (``anneal_strategy``), with torch's phase boundaries and formulas.  Differences
+    from torch: momentum is not cycled (gdcore's optimizers fix their betas at
+    construction), and steps past ``total_steps - 1`` keep the final rate where torch
+    raises.
+
+    Parameters
+    ----------
+    total_steps : int >= 2
+        Length of the cycle, in the schedule's unit.
+    max_lr : float > 0 or None
+        The peak rate; None takes the optimizer's lr when training starts (base_lr).
+    pct_start : float in (0, 1)
+    anneal_strategy : {'cos', 'linear'}
+    div_factor : float > 0
+        initial rate = max_lr / div_factor.
+    final_div_factor : float > 0
+        minimum rate = initial rate / final_div_factor.
+    three_phase : bool
+    unit : {'step', 'epoch'}
+    """
+
+    _param_names = ("total_steps", "max_lr", "pct_start", "anneal_strategy", "div_factor",
+                    "final_div_factor", "three_phase", "unit")
+
+    def __init__(self, total_steps, max_lr=None, pct_start=0.3, anneal_strategy="cos",
+                 div_factor=25.0, final_div_factor=1e4, three_phase=False, unit="step"):
+        super().__init__()
+        self.total_steps = v.check_int(total_steps, "total_steps", low=2)
+        self.max_lr = (None if max_lr is None
+                       else v.check_float(max_lr, "max_lr", 0.0, low_open=True))
+        self.pct_start = v.check_float(pct_start, "pct_start", 0.0, 1.0, low_open=True,
+                                       high_open=True)
+        self.anneal_strategy = v.check_name(anneal_strategy, "anneal_strategy",
+                                            ("cos", "linear"))
+        self.div_factor = v.check_float(div_factor, "div_factor", 0.0, low_open=True)
+        self.final_div_factor = v.check_float(final_div_factor, "final_div_factor", 0.0,
+                                              low_open=True)
+        if not isinstance(three_phase, (bool, np.bool_)):
+            raise TypeError(f"three_phase must be a bool, got {three_phase!r}")
+        self.three_phase = bool(three_phase)
+        self.unit = _check_unit(unit)
+
+    def _phases(self):
+        peak = self.base_lr if self.max_lr is None else self.max_lr
+        initial = peak / self.div_factor
+        minimum = initial / self.final_div_factor
+        up = float(self.pct_start * self.total_steps) - 1
+        last = self.total_steps - 1
+        if self.three_phase:
+            return [(up, initial, peak), (2 * up, peak, initial), (last, initial, minimum)]
+        return [(up, initial, peak), (last, peak, minimum)]
+
+    def _rate(self, epoch):
+        step = min(epoch, self.total_steps - 1)
+        start_step = 0.0
+        phases = self._phases()
+        for i, (end_step, start_lr, end_lr) in enumerate(phases):
+            if step <= end_step or i == len(phases) - 1:
+                pct = (step - start_step) / (end_step - start_step)
+                return _anneal(start_lr, end_lr, pct, self.anneal_strategy)
+            start_step = end_step
+        raise AssertionError("unreachable")
+
+
+class CosineWarmRestarts(Schedule):
+    """Cosine annealing with warm restarts, SGDR (torch ``CosineAnnealingWarmRestarts``)::
+
+        lr(t) = eta_min + (base_lr - eta_min) * (1 + cos(pi * T_cur / T_i)) / 2
+
+    where the i-th cycle lasts ``T_i = T_0 * T_mult**i`` and ``T_cur`` is the position
+    in it.  torch finds the cycle with a floating-point logarithm, which can land in the
+    wrong cycle at a boundary; here it is found with integers, exactly.
+
+    Parameters
+    ----------
+    T_0 : int >= 1
+        Length of the first cycle.
+    T_mult : int >= 1
+        Growth factor of the cycle length.
+    eta_min : float >= 0
+    unit : {'epoch', 'step'}
+    """
+
+    _param_names = ("T_0", "T_mult", "eta_min", "unit")
+
+    def __init__(self, T_0, T_mult=1, eta_min=0.0, unit="epoch"):
+        super().__init__()
+        self.T_0 = v.check_int(T_0, "T_0", low=1)
+        self.T_mult = v.check_int(T_mult, "T_mult", low=1)
+        self.eta_min = v.check_float(eta_min, "eta_min", 0.0)
+        self.unit = _check_unit(unit)
+
+    def _cycle(self, epoch):
+        """(T_cur, T_i) of epoch ``epoch``."""
+        if self.T_mult == 1:
+            return epoch % self.T_0, self.T_0
+        t_cur, t_i = epoch, self.T_0
+        while t_cur >= t_i:
+            t_cur -= t_i
+            t_i *= self.T_mult
+        return t_cur, t_i
+
+    def _rate(self, epoch):
+        t_cur, t_i = self._cycle(epoch)
+        return (self.eta_min + (self.base_lr - self.eta_min)
+                * (1.0 + math.cos(math.pi * t_cur / t_i)) / 2.0)
+
+
+class Sequential(Schedule):
+    """Schedules one after the other, switching at ``milestones`` (torch
+    ``SequentialLR``, closed form).
+
+    Schedule ``i`` runs from ``milestones[i-1]`` (0 for the first) and counts from 0
+    there::
+
+        i = number of milestones <= t
+        lr(t) = schedules[i].lr_at(t - milestones[i-1])
+
+    All schedules share the base rate and must share one ``unit``.  ``epoch_end`` goes
+    to the schedule running in that epoch (so a ``ReduceLROnPlateau`` can follow a
+    warm-up, with per-epoch units).
+
+    Parameters
+    ----------
+    schedules : sequence of Schedule (or their state_dicts)
+        At least one; each is used by this schedule alone (pass fresh ones).
+    milestones : sequence of int
+        Strictly increasing, >= 1; one fewer than ``schedules``.
+    """
+
+    _param_names = ("schedules", "milestones")
+
+    def __init__(self, schedules, milestones):
+        super().__init__()
+        if isinstance(schedules, (Schedule, Mapping, str)) or not hasattr(schedules,
+                                                                         "__iter__"):
+            raise TypeError(f"schedules must be a sequence of schedules, got "
+                            f"{type(schedules).__name__}")
+        children = [s if isinstance(s, Schedule) else from_state_dict(s) for s in schedules]
+        if not children:
+            raise ValueError("schedules must hold at least one schedule")
+        units = {c.unit for c in children}
+        if len(units) != 1:
+            raise ValueError(f"schedules must share one unit, got {sorted(units)}")
+        if len({id(c) for c in children}) != len(children):
+            raise ValueError("schedules holds the same schedule twice; pass separate ones")
+        if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
+            raise TypeError(f"milestones must be a sequence of int, got "
+                            f"{type(milestones).__name__}")
+        marks = [v.check_int(m, "milestones[i]", low=1) for m in milestones]
+        if len(marks) != len(children) - 1:
+            raise ValueError(f"milestones must hold {len(children) - 1} values (one fewer "
+                             f"than schedules), got {len(marks)}")
+        if any(b <= a for a, b in zip(marks, marks[1:])):
+            raise ValueError(f"milestones must increase strictly, got {marks}")
+        self._children = children
+        self.milestones = marks
+        self.unit = children[0].unit
+
+    @property
+    def schedules(self):
+        """The schedules, as a list (a copy)."""
+        return list(self._children)
+
+    @property
+    def params(self):
+        return {"schedules": [c.state_dict() for c in self._children],
+                "milestones": list(self.milestones)}
+
+    def _fresh_copy(self):
+        return Sequential([c._fresh_copy() for c in self._children], self.milestones)
+
+    def __repr__(self):
+        return f"Sequential({self._children!r}, milestones={self.milestones!r})"
+
+    def _on_start(self):
+        for c in self._children:
+            c.start(self.base_lr)
+
+    def _active(self, epoch):
+        i = bisect.bisect_right(self.milestones, epoch)
+        return self._children[i], epoch - (self.milestones[i - 1] if i else 0)
+
+    def _rate(self, epoch):
+        child, local = self._active(epoch)
+        return child._rate(local)
+
+    def epoch_end(self, epoch, metrics):
+        """Passes the metrics to the schedule running in epoch ``epoch`` (per-epoch
+        units only: per-step schedules have no use for them)."""
+        epoch = v.check_int(epoch, "epoch", low=0)
+        self._check_started("epoch_end")
+        if self.unit == "step":
+            return
+        child, local = self._active(epoch)
+        child.epoch_end(local, metrics)
+
+
 _SCHEDULES = {cls.__name__: cls for cls in
               (StepDecay, ExponentialDecay, InverseTimeDecay, CosineAnnealing,
-               ReduceLROnPlateau)}
+               ReduceLROnPlateau, LinearWarmup, OneCycle, CosineWarmRestarts, Sequential)}
+_BUILTIN = frozenset(_SCHEDULES)
+
+
+def register(cls):
+    """Class decorator: make a ``Schedule`` subclass loadable by ``from_state_dict``
+    (and so by ``gd.load``)::
+
+        @gd.schedules.register
+        class Halving(gd.schedules.Schedule):
+            _param_names = ("every",)
+            def __init__(self, every):
+                super().__init__()
+                self.every = every
+            def _rate(self, epoch):
+                return self.base_lr * 0.5 ** (epoch // self.every)
+
+    A checkpoint stores the class name, the constructor parameters and the state as
+    JSON values (never code), so loading needs the class registered under the same
+    name in the loading process: import the module that defines it before
+    ``gd.load``.  Parameters must be JSON values (str, int, float, bool, None, lists
+    and dicts of them); a stateful subclass lists its state attributes in
+    ``_state_names`` and checks them in ``_load_state``.
+
+    Parameters
+    ----------
+    cls : type
+        A subclass of ``Schedule``.
+
+    Returns
+    -------
+    cls, unchanged (so it works as a decorator).
+
+    Raises
+    ------
+    TypeError
+        If ``cls`` is not a ``Schedule`` subclass.
+    ValueError
+        If the name is a built-in schedule's or is registered to another class.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Schedule)) or cls is Schedule:
+        raise TypeError(f"register needs a subclass of gdcore.schedules.Schedule, got "
+                        f"{cls!r}")
+    name = cls.__name__
+    known = _SCHEDULES.get(name)
+    if known is not None and known is not cls:
+        what = "a built-in schedule" if name in _BUILTIN else f"{known!r}"
+        raise ValueError(f"schedule name {name!r} is already taken by {what}; rename the "
+                         f"class")
+    _SCHEDULES[name] = cls
+    return cls
 
 
 def from_state_dict(d):
@@ -437,8 +777,12 @@ def from_state_dict(d):
     name = d["type"]
     cls = _SCHEDULES.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise ValueError(f"unknown schedule type {name!r}; known: {', '.join(_SCHEDULES)}")
+        raise ValueError(f"unknown schedule type {name!r}; known: {', '.join(_SCHEDULES)} "
+                         f"(a subclass of Schedule loads once decorated with "
+                         f"gdcore.schedules.register)")
     params, state = d["params"], d["state"]
+    if isinstance(params, Mapping) and "unit" in cls._param_names and "unit" not in params:
+        params = dict(params, unit="epoch")   # saved before schedules had a unit
     if not isinstance(params, Mapping) or set(params) != set(cls._param_names):
         got = sorted(map(str, params)) if isinstance(params, Mapping) else repr(params)
         raise ValueError(f"{name} state_dict params must have the keys "

@@ -11,6 +11,7 @@ the random generator (shuffling, dropout, input noise), the epoch counter and th
 learning-rate schedule all live on the network, so ``fit(X, T, epochs=5)`` twice equals
 ``fit(X, T, epochs=10)`` once, and a checkpoint (``net.save``) resumes exactly.
 """
+import copy
 import math
 import sys
 import time
@@ -22,8 +23,12 @@ from . import _openmp
 from . import _validation as v
 from . import optim as _optim
 from . import schedules as _schedules
+from .callbacks import EarlyStopping
 
-__all__ = ["History", "EarlyStopping", "fit", "partial_fit"]
+__all__ = ["History", "EarlyStopping", "METRICS", "fit", "partial_fit"]
+
+#: the names fit's ``metrics=`` accepts
+METRICS = ("accuracy", "mae", "r2")
 
 
 class History:
@@ -33,40 +38,77 @@ class History:
     epoch index), ``loss`` (mean training loss over the epoch's batches, in training
     mode: with dropout, noise and penalties), ``val_loss`` and ``val_accuracy``
     (None without validation data; accuracy only for classifiers), ``lr`` (the
-    learning rate used) and ``seconds`` (wall time of the epoch, validation included).
-    ``stopped_early`` and ``best_epoch`` describe early stopping.  ``stop_reason``
-    says why a run ended before its last epoch: None (it did not), 'callback',
-    'early_stopping' or 'diverged' (a non-finite training loss or parameters; that
-    epoch was undone and is not recorded).
+    learning rate used; with a per-step schedule, that of the epoch's first step)
+    and ``seconds`` (wall time of the epoch, validation and metrics included).  The
+    ``metrics=`` of fit add their keys ('accuracy', 'mae', 'r2', and 'val_' forms
+    with validation data); a key first recorded in a later fit call holds None for
+    the earlier epochs.  ``stopped_early`` and ``best_epoch`` describe early stopping.
+    ``stop_reason`` says why a run ended before its last epoch: None (it did not),
+    'callback', 'early_stopping' or 'diverged' (a non-finite training loss or
+    parameters; that epoch was undone and is not recorded).  ``recorded`` lists the
+    keys that get values in the fit call the History belongs to.
     """
 
     KEYS = ("epoch", "loss", "val_loss", "val_accuracy", "lr", "seconds")
+    #: keys that ``metrics=`` may add
+    METRIC_KEYS = METRICS + tuple(f"val_{m}" for m in METRICS if m != "accuracy")
 
-    def __init__(self):
+    def __init__(self, keys=()):
+        self._keys = list(self.KEYS)
         for key in self.KEYS:
             setattr(self, key, [])
+        for key in keys:
+            self._add_key(key)
+        self.recorded = tuple(self._keys)
         self.stopped_early = False
         self.best_epoch = None
         self.stop_reason = None
 
+    def _add_key(self, key):
+        if key in self._keys:
+            return
+        if key not in self.METRIC_KEYS:
+            raise ValueError(f"unknown History key {key!r}; known: "
+                             f"{', '.join(self.KEYS + self.METRIC_KEYS)}")
+        self._keys.append(key)
+        setattr(self, key, [None] * len(self.epoch))
+
+    def keys(self):
+        """All keys, the base ``KEYS`` first."""
+        return tuple(self._keys)
+
     def _append(self, **record):
-        for key in self.KEYS:
+        for key in record:
+            self._add_key(key)
+        for key in self._keys:
             getattr(self, key).append(record.get(key))
+
+    def _truncate(self, n):
+        for key in self._keys:
+            del getattr(self, key)[n:]
 
     def __len__(self):
         return len(self.epoch)
 
     def __getitem__(self, key):
-        if key not in self.KEYS:
+        if key not in self._keys:
             raise KeyError(key)
         return getattr(self, key)
 
+    def __contains__(self, key):
+        return key in self._keys
+
     def as_dict(self):
-        return {key: list(getattr(self, key)) for key in self.KEYS}
+        return {key: list(getattr(self, key)) for key in self._keys}
 
     def extend(self, other):
-        for key in self.KEYS:
-            getattr(self, key).extend(getattr(other, key))
+        n = len(self)
+        for key in other.keys():
+            self._add_key(key)
+        for key in self._keys:
+            values = getattr(other, key) if key in other else [None] * len(other)
+            getattr(self, key).extend(values)
+        assert len(self) == n + len(other)
 
     def __repr__(self):
         if not len(self):
@@ -74,27 +116,6 @@ class History:
         last = {k: getattr(self, k)[-1] for k in ("loss", "val_loss", "val_accuracy")}
         shown = ", ".join(f"{k}={val:.4g}" for k, val in last.items() if val is not None)
         return f"History({len(self)} epochs, last: {shown})"
-
-
-class EarlyStopping:
-    """Stop when the monitored metric has not improved for ``patience`` epochs.
-
-    Improvement means ``metric < best - min_delta``.  With ``restore_best_weights``
-    the parameters of the best epoch are put back when training stops (or ends).
-    ``monitor`` is 'val_loss' (falls back to 'loss' without validation data) or 'loss'.
-    """
-
-    def __init__(self, patience=5, min_delta=0.0, restore_best_weights=True,
-                 monitor="val_loss"):
-        self.patience = v.check_int(patience, "patience", low=0)
-        self.min_delta = v.check_float(min_delta, "min_delta", 0.0)
-        self.restore_best_weights = bool(restore_best_weights)
-        self.monitor = v.check_name(monitor, "monitor", ("val_loss", "loss"))
-
-    def __repr__(self):
-        return (f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, "
-                f"restore_best_weights={self.restore_best_weights}, "
-                f"monitor={self.monitor!r})")
 
 
 def _check_data(net, X, T, name_X="X", name_T="T"):
@@ -163,10 +184,101 @@ def _resolve_optimizer(net, optimizer):
     return optimizer
 
 
-def _step_scalars(optimizer, n_steps):
+def _step_scalars(optimizer, n_steps, step_schedule=None):
+    """The (n_steps, 8) float64 scalars of the epoch's steps; with a per-step
+    schedule each step's rate is set first, so the optimizer ends at the last one."""
     first = optimizer.step_count + 1
-    return np.array([optimizer._native_scalars(s) for s in range(first, first + n_steps)],
-                    dtype=np.float64).reshape(n_steps, 8)
+    if step_schedule is not None:
+        step_schedule.lr_at(first - 1)       # checks it was started, once per epoch
+    rows = []
+    for step in range(first, first + n_steps):
+        if step_schedule is not None:
+            optimizer.lr = float(step_schedule._rate(step - 1))
+        rows.append(optimizer._native_scalars(step))
+    return np.array(rows, dtype=np.float64).reshape(n_steps, 8)
+
+
+def _set_step_lr(optimizer, step_schedule):
+    if step_schedule is not None:
+        optimizer.lr = step_schedule.lr_at(optimizer.step_count)
+
+
+def _check_metrics(net, metrics):
+    """The tuple of metric names, checked against the network's loss."""
+    if metrics is None:
+        return ()
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    try:
+        names = tuple(metrics)
+    except TypeError:
+        raise TypeError(f"metrics must be a sequence of names from {METRICS}, got "
+                        f"{metrics!r}") from None
+    for name in names:
+        v.check_name(name, "metrics", METRICS)
+    if len(set(names)) != len(names):
+        raise ValueError(f"metrics lists a name twice: {list(names)}")
+    if "accuracy" in names and not net.is_classifier:
+        raise ValueError(f"metrics 'accuracy' needs a classifier; this network's loss is "
+                         f"{net.loss_name!r}")
+    real = [m for m in names if m != "accuracy"]
+    if real and net.loss_name == "cross_entropy":
+        raise ValueError(f"metrics {real} need real-valued targets; this network's loss "
+                         f"is 'cross_entropy' (class labels)")
+    return names
+
+
+METRIC_BLOCK_ROWS = 8192
+
+
+def metric_values(net, X, T, names, n_threads=None):
+    """The metrics ``names`` of the network's inference output on (X, T).
+
+    accuracy: the fraction of samples whose predicted class (argmax, or sigmoid
+    output > 0.5 per output) equals the target's; mae: mean absolute error over all
+    outputs; r2: the coefficient of determination of each output, averaged over the
+    outputs (scikit-learn's ``r2_score`` with ``multioutput='uniform_average'``: an
+    output with constant targets scores 1 if predicted exactly, else 0).  The forward
+    pass runs ``METRIC_BLOCK_ROWS`` rows at a time, accumulated in float64.
+    """
+    n = X.shape[0]
+    sums = {"correct": 0.0, "abs": 0.0}
+    if "r2" in names:
+        T2 = T.reshape(n, -1)
+        mean = np.zeros(T2.shape[1])
+        for a in range(0, n, METRIC_BLOCK_ROWS):
+            mean += T2[a:a + METRIC_BLOCK_ROWS].sum(axis=0, dtype=np.float64)
+        mean /= n
+        ss_res = np.zeros_like(mean)
+        ss_tot = np.zeros_like(mean)
+    for a in range(0, n, METRIC_BLOCK_ROWS):
+        Y = net.forward(X[a:a + METRIC_BLOCK_ROWS], n_threads).astype(np.float64)
+        Tb = np.asarray(T[a:a + METRIC_BLOCK_ROWS])
+        if "accuracy" in names:
+            if net.loss_name == "cross_entropy":
+                labels = Tb if Tb.ndim == 1 else Tb.argmax(axis=1)
+                sums["correct"] += float(np.sum(Y.argmax(axis=1) == labels))
+            else:
+                sums["correct"] += float(np.mean((Y > 0.5) == (Tb.reshape(Y.shape) > 0.5),
+                                                 axis=1).sum())
+        if "mae" in names or "r2" in names:
+            D = Y - Tb.reshape(Y.shape).astype(np.float64)
+            sums["abs"] += float(np.abs(D).sum())
+            if "r2" in names:
+                ss_res += (D * D).sum(axis=0)
+                C = Tb.reshape(Y.shape).astype(np.float64) - mean
+                ss_tot += (C * C).sum(axis=0)
+    values = {}
+    if "accuracy" in names:
+        values["accuracy"] = sums["correct"] / n
+    if "mae" in names:
+        values["mae"] = sums["abs"] / (n * net.layer_sizes[-1])
+    if "r2" in names:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scores = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot,
+                              np.where(ss_res == 0, 1.0, 0.0))
+        values["r2"] = float(scores.mean())
+    return values
 
 
 def _progress_bar(progress, epochs, start_epoch):
@@ -181,11 +293,13 @@ def _progress_bar(progress, epochs, start_epoch):
 
 class _Snapshot:
     """Everything one epoch changes: parameters, optimizer state, step and epoch
-    counters, learning rate, the network's History and its random generator.  Taken
-    before each epoch; put back when the epoch diverges or is interrupted, so training
-    state always stands at the end of a whole epoch."""
+    counters, learning rate, the network's History, its random generator and the
+    schedule's attributes (a deep copy: a ``Sequential``'s inner schedules come back
+    as copies).  Taken before each epoch; put back when the epoch diverges or is
+    interrupted, so training state always stands at the end of a whole epoch."""
 
-    __slots__ = ("params", "state", "steps", "lr", "epochs", "n_history", "rng")
+    __slots__ = ("params", "state", "steps", "lr", "epochs", "n_history", "rng",
+                 "schedule")
 
     def __init__(self, net, optimizer):
         self.params = net.params.copy()
@@ -195,6 +309,8 @@ class _Snapshot:
         self.epochs = net.epochs_trained
         self.n_history = len(net.history)
         self.rng = net._rng.bit_generator.state
+        schedule = net.lr_schedule
+        self.schedule = copy.deepcopy(vars(schedule)) if schedule is not None else None
 
     def restore(self, net, optimizer, history, n_local):
         net.params[...] = self.params
@@ -207,16 +323,18 @@ class _Snapshot:
         if optimizer.lr != self.lr:
             optimizer.lr = self.lr
         net.epochs_trained = self.epochs
-        for key in History.KEYS:
-            del getattr(net.history, key)[self.n_history:]
-            del getattr(history, key)[n_local:]
+        net.history._truncate(self.n_history)
+        history._truncate(n_local)
         net._rng.bit_generator.state = self.rng
+        if self.schedule is not None:
+            vars(net.lr_schedule).clear()
+            vars(net.lr_schedule).update(self.schedule)
 
 
 def fit(net, X, T, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=None,
         validation_split=None, validation_data=None, early_stopping=None, l1=0.0, l2=0.0,
         input_noise=0.0, lr_schedule=None, callbacks=(), progress=None, n_threads=None,
-        step_callback=None):
+        step_callback=None, metrics=None):
     """Train ``net`` on (X, T); the implementation of ``MLP.fit`` (see its docstring)."""
     if not isinstance(optimizer, (_optim.Optimizer, type(None))):
         net._check_optimizer(optimizer)
@@ -226,16 +344,17 @@ def fit(net, X, T, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=
             return _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed,
                         validation_split, validation_data, early_stopping, l1, l2,
                         input_noise, lr_schedule, callbacks, progress, n_threads,
-                        step_callback)
+                        step_callback, metrics)
     with _optim.exclusive(net, "this network"), owner._using():
         return _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed,
                     validation_split, validation_data, early_stopping, l1, l2,
-                    input_noise, lr_schedule, callbacks, progress, n_threads, step_callback)
+                    input_noise, lr_schedule, callbacks, progress, n_threads, step_callback,
+                    metrics)
 
 
 def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_split,
          validation_data, early_stopping, l1, l2, input_noise, lr_schedule, callbacks,
-         progress, n_threads, step_callback):
+         progress, n_threads, step_callback, metrics):
     epochs = v.check_int(epochs, "epochs", low=0)
     if batch_size is not None:
         batch_size = v.check_int(batch_size, "batch_size", low=1)
@@ -255,6 +374,9 @@ def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_spl
     for cb in callbacks:
         if not (callable(cb) or hasattr(cb, "on_epoch_end")):
             raise TypeError(f"callbacks must be callables or have on_epoch_end, got {cb!r}")
+    if early_stopping is not None:
+        callbacks.insert(0, early_stopping)
+    metric_names = _check_metrics(net, metrics)
     if step_callback is not None and not callable(step_callback):
         raise TypeError("step_callback must be callable")
     source = batch_source(X, T, epochs)
@@ -277,18 +399,26 @@ def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_spl
     if steps_so_far + epochs * n_steps > v.MAX_STEP:
         raise ValueError(f"epochs={epochs} would take the optimizer's step count past "
                          f"{v.MAX_STEP}")
+    train_metrics = metric_names if source is None else ()
+    val_metrics = tuple(m for m in metric_names if m != "accuracy") if Xv is not None else ()
+    history = History([*train_metrics, *(f"val_{m}" for m in val_metrics)])
+    absent = {"val_loss", "val_accuracy"} if Xv is None else (
+        set() if net.is_classifier else {"val_accuracy"})
+    history.recorded = tuple(k for k in history.keys() if k not in absent)
+    schedule = lr_schedule if lr_schedule is not None else net.lr_schedule
+    for cb in callbacks:
+        if hasattr(cb, "on_train_begin"):
+            cb.on_train_begin(net, history)
     optimizer = _resolve_optimizer(net, optimizer)
     if seed is not None:
         net._rng = np.random.default_rng(seed)
     if lr_schedule is not None:
         net.lr_schedule = lr_schedule
-    schedule = net.lr_schedule
     if schedule is not None:
         schedule.start(optimizer.lr)
+    step_schedule = schedule if schedule is not None and schedule.unit == "step" else None
 
     stochastic = bool(input_noise) or net._stochastic
-    history = History()
-    best, best_params, wait = math.inf, None, 0
     bar = _progress_bar(progress, epochs, net.epochs_trained)
     try:
         for _ in range(epochs):
@@ -297,7 +427,9 @@ def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_spl
             try:
                 epoch = net.epochs_trained
                 started = time.perf_counter()
-                if schedule is not None:
+                if step_schedule is not None:
+                    _set_step_lr(optimizer, step_schedule)
+                elif schedule is not None:
                     optimizer.lr = schedule.lr_at(epoch)
                 lr = optimizer.lr
                 order = (net._rng.permutation(N).astype(np.int64)
@@ -306,13 +438,15 @@ def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_spl
                          if stochastic else np.zeros(n_steps, dtype=np.uint64))
                 if source is not None:
                     total, N = _stream_epoch(net, source, optimizer, l1, l2, input_noise,
-                                             stochastic, n_threads, step_callback)
+                                             stochastic, n_threads, step_callback,
+                                             step_schedule)
                 elif net.backend == "native" and step_callback is None:
                     total = _native_epoch(net, X, T, order, B, optimizer, seeds, l1, l2,
-                                          input_noise, nt, n_steps)
+                                          input_noise, nt, n_steps, step_schedule)
                 else:
                     total = _python_epoch(net, X, T, order, B, optimizer, seeds, l1, l2,
-                                          input_noise, n_threads, step_callback)
+                                          input_noise, n_threads, step_callback,
+                                          step_schedule)
                 metrics = {"loss": total / N}
                 if not (math.isfinite(metrics["loss"]) and np.isfinite(net.params).all()):
                     snapshot.restore(net, optimizer, history, n_local)
@@ -327,34 +461,27 @@ def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_spl
                 if Xv is not None:
                     metrics.update({f"val_{k}": val for k, val in
                                     net.evaluate(Xv, Tv, n_threads=n_threads).items()})
-                history._append(epoch=epoch, loss=metrics["loss"],
-                                val_loss=metrics.get("val_loss"),
-                                val_accuracy=metrics.get("val_accuracy"), lr=lr,
-                                seconds=time.perf_counter() - started)
-                net.history._append(**{k: history[k][-1] for k in History.KEYS})
+                    if val_metrics:
+                        metrics.update({f"val_{k}": val for k, val in metric_values(
+                            net, Xv, Tv, val_metrics, n_threads).items()})
+                if train_metrics:
+                    metrics.update(metric_values(net, X, T, train_metrics, n_threads))
+                metrics["lr"] = lr
+                history._append(epoch=epoch, seconds=time.perf_counter() - started,
+                                **{k: metrics.get(k) for k in history.keys()
+                                   if k not in ("epoch", "seconds")})
+                net.history._append(**{k: history[k][-1] for k in history.keys()})
                 net.epochs_trained += 1
+                if schedule is not None:
+                    schedule.epoch_end(epoch, metrics)
             except BaseException:
                 # an error or Ctrl-C inside the epoch: back to its start, all of it
                 snapshot.restore(net, optimizer, history, n_local)
                 raise
-            if schedule is not None:
-                schedule.epoch_end(epoch, metrics)
             if bar is not None:
-                bar.set_postfix({k: f"{val:.4g}" for k, val in metrics.items()})
+                bar.set_postfix({k: f"{val:.4g}" for k, val in metrics.items() if k != "lr"})
                 bar.update(1)
             stop = False
-            if early_stopping is not None:
-                key = early_stopping.monitor if early_stopping.monitor in metrics else "loss"
-                if metrics[key] < best - early_stopping.min_delta:
-                    best, wait = metrics[key], 0
-                    history.best_epoch = epoch
-                    if early_stopping.restore_best_weights:
-                        best_params = net.params.copy()
-                else:
-                    wait += 1
-                    stop = wait >= early_stopping.patience
-                    if stop:
-                        history.stop_reason = "early_stopping"
             for cb in callbacks:
                 hook = cb.on_epoch_end if hasattr(cb, "on_epoch_end") else cb
                 if hook(history):
@@ -366,23 +493,25 @@ def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_spl
     finally:
         if bar is not None:
             bar.close()
-    if early_stopping is not None and best_params is not None:
-        net.params[...] = best_params
+    for cb in callbacks:
+        if hasattr(cb, "on_train_end"):
+            cb.on_train_end(history)
     return history
 
 
-def _native_epoch(net, X, T, order, B, optimizer, seeds, l1, l2, noise, nt, n_steps):
+def _native_epoch(net, X, T, order, B, optimizer, seeds, l1, l2, noise, nt, n_steps,
+                  step_schedule=None):
     optimizer._ensure_state(net.params)
     ws = net._ensure_workspace(B, noise=bool(noise), epochs=order is not None)
     kind, flags, state = optimizer._native_plan()
-    scalars = _step_scalars(optimizer, n_steps)
+    scalars = _step_scalars(optimizer, n_steps, step_schedule)
     total = ws.epoch(X, T, order, B, kind, flags, scalars, seeds, state, l1, l2, noise, nt)
     optimizer.step_count += n_steps
     return total
 
 
 def _python_epoch(net, X, T, order, B, optimizer, seeds, l1, l2, noise, n_threads,
-                  step_callback):
+                  step_callback, step_schedule=None):
     """The epoch as a Python loop over steps (reference backend, or step callbacks):
     the same batches, seeds and arithmetic as the native epoch."""
     N = X.shape[0]
@@ -390,6 +519,7 @@ def _python_epoch(net, X, T, order, B, optimizer, seeds, l1, l2, noise, n_thread
     for k, start in enumerate(range(0, N, B)):
         rows = order[start:start + B] if order is not None else slice(start, start + B)
         Xb, Tb = np.ascontiguousarray(X[rows]), np.ascontiguousarray(T[rows])
+        _set_step_lr(optimizer, step_schedule)
         value = net._step(Xb, Tb, optimizer, True, l1, l2, noise, int(seeds[k]), n_threads)
         total += value * Xb.shape[0]
         if step_callback is not None:
@@ -425,7 +555,7 @@ def batch_source(X, T, epochs):
 
 
 def _stream_epoch(net, source, optimizer, l1, l2, noise, stochastic, n_threads,
-                  step_callback):
+                  step_callback, step_schedule=None):
     """One epoch over the batches ``source()`` yields, one native step per batch, in
     the order given (``shuffle`` does not apply: the source decides the order).
 
@@ -447,6 +577,7 @@ def _stream_epoch(net, source, optimizer, l1, l2, noise, stochastic, n_threads,
                                 f"{type(item).__name__}") from None
             Xb, Tb = _check_data(net, Xb, Tb, f"batch {i} X", f"batch {i} T")
             seed = int(net._rng.bit_generator.random_raw()) if stochastic else 0
+            _set_step_lr(optimizer, step_schedule)
             value = net._step(Xb, Tb, optimizer, True, l1, l2, noise, seed, n_threads)
             total += value * Xb.shape[0]
             n_samples += Xb.shape[0]

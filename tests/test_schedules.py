@@ -459,7 +459,7 @@ def _edit(d, path, value):
 
 
 @pytest.mark.parametrize("path, value, match", [
-    (("type",), "LinearWarmup", "unknown schedule type"),
+    (("type",), "NoSuchSchedule", "unknown schedule type"),
     (("type",), 3, "unknown schedule type"),
     (("type",), KeyError, "keys"),
     (("extra",), 1, "keys"),
@@ -499,7 +499,9 @@ def test_from_state_dict_rejects_bad_decay_fields():
 def test_public_names():
     assert set(schedules.__all__) == {"Schedule", "StepDecay", "ExponentialDecay",
                                       "InverseTimeDecay", "CosineAnnealing",
-                                      "ReduceLROnPlateau", "from_state_dict"}
+                                      "ReduceLROnPlateau", "LinearWarmup", "OneCycle",
+                                      "CosineWarmRestarts", "Sequential", "register",
+                                      "from_state_dict"}
     for name in schedules.__all__:
         assert hasattr(schedules, name)
 
