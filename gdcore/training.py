@@ -40,7 +40,7 @@ class History:
     (None without validation data; accuracy only for classifiers), ``lr`` (the
     learning rate used; with a per-step schedule, that of the epoch's first step)
     and ``seconds`` (wall time of the epoch, validation and metrics included).  The
-    ``metrics=`` of fit add their keys ('accuracy', 'mae', 'r2', and 'val_' forms
+    ``metrics=`` of fit add their keys ('accuracy', 'mae', 'r2', and ``val_`` forms
     with validation data); a key first recorded in a later fit call holds None for
     the earlier epochs.  ``stopped_early`` and ``best_epoch`` describe early stopping.
     ``stop_reason`` says why a run ended before its last epoch: None (it did not),
