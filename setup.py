@@ -126,9 +126,27 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+def _write_constants():
+    """Write gdcore/_constants.pxi from gdcore/_constants.py (the one source of the codes,
+    layouts and thresholds C and Python share); the file is rewritten only when its text
+    changes, so that an unchanged source does not trigger a rebuild."""
+    import runpy
+
+    source = runpy.run_path(os.path.join(HERE, "gdcore", "_constants.py"))["pxi_source"]()
+    target = os.path.join(HERE, "gdcore", "_constants.pxi")
+    if os.path.exists(target):
+        with open(target) as f:
+            if f.read() == source:
+                return
+    with open(target, "w") as f:
+        f.write(source)
+
+
 def _extensions():
     import numpy
     from Cython.Build import cythonize
+
+    _write_constants()
 
     debug = _env_flag("GDCORE_DEBUG")
     directives = {

@@ -21,6 +21,7 @@ import zlib
 
 import numpy as np
 
+from . import _constants
 from . import _validation as v
 from . import optim as _optim
 from . import schedules as _schedules
@@ -93,7 +94,7 @@ class _Corrupt(ValueError):
 # Bounds on what a checkpoint may make ``load`` read before it is trusted.
 MAX_META_BYTES = 64 << 20      # the JSON metadata (the history grows it: ~100 B/epoch)
 MAX_META_DEPTH = 16            # nesting of the metadata (a real one nests 4 deep)
-MAX_LAYERS = 64                # as the native step
+MAX_LAYERS = _constants.MAX_LAYERS      # as the native step
 # deflate cannot expand more than ~1032:1; a member claiming more lies about its size
 _MAX_DEFLATE_RATIO = 1032
 

@@ -1,6 +1,6 @@
 """Data-parallel training on MPI: one Allreduce of the flat gradient buffer per step.
 
-    # mpirun -n 4 python train.py
+    # mpirun -n 4 python examples/mpi_train.py
     from mpi4py import MPI
     import gdcore as gd
     comm = MPI.COMM_WORLD

@@ -18,6 +18,7 @@ import types
 
 import numpy as np
 
+from . import _constants
 from . import _validation as v
 from . import kernels as _kernels
 from . import reference as _reference
@@ -27,8 +28,9 @@ __all__ = ["Optimizer", "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW"
 
 _BACKENDS = {"native": _kernels, "reference": _reference}
 
-# Codes of the native train step (gdcore/_network.pxi); same order as there.
-OPT_SGD, OPT_ADAGRAD, OPT_ADADELTA, OPT_RMSPROP, OPT_ADAM = range(5)
+# Codes of the native update loops (gdcore._constants, compiled into gdcore/_optimizers.pxi).
+OPT_SGD, OPT_ADAGRAD, OPT_ADADELTA, OPT_RMSPROP, OPT_ADAM = (
+    _constants.OPTIMIZERS.index(name) for name in ("sgd", "adagrad", "adadelta", "rmsprop", "adam"))
 
 
 class Optimizer:
