@@ -39,7 +39,7 @@ from .minimize import minimize
 from .checkpoint import load
 from .network import MLP, gradcheck
 from .training import EarlyStopping, History
-from .reference import numerical_gradient
+from .gradients import numerical_gradient
 
 __all__ = [
     "__version__",

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _validation as v
 from . import optim as _optim
-from .reference.gradients import numerical_gradient
+from .gradients import numerical_gradient
 
 __all__ = ["minimize", "MinimizeResult"]
 
