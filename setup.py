@@ -142,14 +142,11 @@ def _write_constants():
         f.write(source)
 
 
-def _extensions():
-    import numpy
-    from Cython.Build import cythonize
-
-    _write_constants()
-
-    debug = _env_flag("GDCORE_DEBUG")
-    directives = {
+def compiler_directives(debug):
+    """Cython's directives for every module.  They are set here only: a
+    ``# cython:`` header line in a source file would override them (and switch the
+    bounds checks of a ``GDCORE_DEBUG=1`` build off again)."""
+    return {
         "language_level": 3,
         "boundscheck": debug,
         "wraparound": False,
@@ -157,6 +154,14 @@ def _extensions():
         "initializedcheck": debug,
         "embedsignature": True,
     }
+
+
+def _extensions():
+    import numpy
+    from Cython.Build import cythonize
+
+    _write_constants()
+    directives = compiler_directives(_env_flag("GDCORE_DEBUG"))
     exts = [
         Extension(
             name,
@@ -170,4 +175,6 @@ def _extensions():
                      nthreads=os.cpu_count() or 1)
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})
+# setuptools runs this file as __main__; tests import compiler_directives without building
+if __name__ == "__main__":
+    setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})
