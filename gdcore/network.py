@@ -550,6 +550,45 @@ class MLP:
         from .checkpoint import save
         save(self, path)
 
+    # -- the interface of the training loops (gdcore.training) --------------------
+
+    @property
+    def rng(self):
+        """The network's random generator: it draws the shuffling order and the step
+        seeds of dropout and input noise (``fit(seed=...)`` replaces it)."""
+        return self._rng
+
+    def reseed(self, seed):
+        """Replace the random generator by ``numpy.random.default_rng(seed)``."""
+        self._rng = np.random.default_rng(seed)
+
+    @property
+    def stochastic(self):
+        """Whether a training step draws random numbers of its own (dropout)."""
+        return self._stochastic
+
+    def train_batch(self, X, T, optimizer, l1, l2, input_noise, seed, n_threads):
+        """One training step on a checked batch with a given step ``seed``; returns the
+        batch loss.  The loop body of ``fit``'s Python epochs."""
+        return self._step(X, T, optimizer, True, l1, l2, input_noise, seed, n_threads)
+
+    def native_epoch(self, X, T, order, batch_size, optimizer, seeds, l1, l2, input_noise,
+                     n_threads):
+        """One epoch of steps in one native call (native backend): batches of
+        ``batch_size`` rows of the checked (X, T), gathered in ``order`` (int64 row
+        indices) or taken in place when ``order`` is None, one step seed each from
+        ``seeds`` (uint64, one per step).  Advances the optimizer's step count; returns
+        the sum over batches of batch loss x batch size."""
+        n_steps = len(seeds)
+        kind, flags, state = optimizer.native_plan(self.params)
+        scalars = optimizer.native_scalars(n_steps)
+        ws = self._ensure_workspace(batch_size, noise=bool(input_noise),
+                                    epochs=order is not None)
+        total = ws.epoch(X, T, order, batch_size, kind, flags, scalars, seeds, state, l1, l2,
+                         input_noise, n_threads)
+        optimizer.step_count += n_steps
+        return total
+
     # -- training steps -----------------------------------------------------------
 
     def _ensure_workspace(self, n_samples, noise=False, epochs=False):

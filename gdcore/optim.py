@@ -231,6 +231,35 @@ class Optimizer:
 
     # -- native train step ----------------------------------------------------
 
+    # -- the interface of the training loops (gdcore.training) ----------------------
+
+    def snapshot(self):
+        """Copies of the state buffers and the step count, for ``restore``."""
+        return {k: buf.copy() for k, buf in self._state.items()}, self._step_count
+
+    def restore(self, snapshot):
+        """Put back the state and step count a ``snapshot()`` copied (in place, into the
+        same buffers; no state in the snapshot resets the optimizer's)."""
+        state, steps = snapshot
+        if state:
+            for k, buf in state.items():
+                self._state[k][...] = buf
+        elif self._state:
+            self.reset()
+        self._step_count = steps
+
+    def native_plan(self, params):
+        """(kind code, flags, state buffers) of the native train step for ``params``,
+        allocating or checking the state first."""
+        self._ensure_state(params)
+        return self._native_plan()
+
+    def native_scalars(self, n_steps):
+        """The float64 scalars of the next ``n_steps`` steps, (n_steps, N_SCALARS)."""
+        first = self._step_count + 1
+        return np.array([self._native_scalars(s) for s in range(first, first + n_steps)],
+                        dtype=np.float64).reshape(n_steps, _constants.N_SCALARS)
+
     def _native_plan(self):
         """(kind code, flags, state buffers in kernel order) for the native train step,
         computed once per state."""

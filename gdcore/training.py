@@ -163,12 +163,6 @@ def _resolve_optimizer(net, optimizer):
     return optimizer
 
 
-def _step_scalars(optimizer, n_steps):
-    first = optimizer.step_count + 1
-    return np.array([optimizer._native_scalars(s) for s in range(first, first + n_steps)],
-                    dtype=np.float64).reshape(n_steps, 8)
-
-
 def _progress_bar(progress, epochs, start_epoch):
     if progress is None:
         progress = sys.stderr.isatty()
@@ -185,32 +179,26 @@ class _Snapshot:
     before each epoch; put back when the epoch diverges or is interrupted, so training
     state always stands at the end of a whole epoch."""
 
-    __slots__ = ("params", "state", "steps", "lr", "epochs", "n_history", "rng")
+    __slots__ = ("params", "state", "lr", "epochs", "n_history", "rng")
 
     def __init__(self, net, optimizer):
         self.params = net.params.copy()
-        self.state = {k: buf.copy() for k, buf in optimizer._state.items()}
-        self.steps = optimizer._step_count
+        self.state = optimizer.snapshot()
         self.lr = optimizer.lr
         self.epochs = net.epochs_trained
         self.n_history = len(net.history)
-        self.rng = net._rng.bit_generator.state
+        self.rng = net.rng.bit_generator.state
 
     def restore(self, net, optimizer, history, n_local):
         net.params[...] = self.params
-        if self.state:
-            for k, buf in self.state.items():
-                optimizer._state[k][...] = buf
-        elif optimizer._state:
-            optimizer.reset()
-        optimizer._step_count = self.steps
+        optimizer.restore(self.state)
         if optimizer.lr != self.lr:
             optimizer.lr = self.lr
         net.epochs_trained = self.epochs
         for key in History.KEYS:
             del getattr(net.history, key)[self.n_history:]
             del getattr(history, key)[n_local:]
-        net._rng.bit_generator.state = self.rng
+        net.rng.bit_generator.state = self.rng
 
 
 def fit(net, X, T, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=None,
@@ -279,14 +267,14 @@ def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_spl
                          f"{v.MAX_STEP}")
     optimizer = _resolve_optimizer(net, optimizer)
     if seed is not None:
-        net._rng = np.random.default_rng(seed)
+        net.reseed(seed)
     if lr_schedule is not None:
         net.lr_schedule = lr_schedule
     schedule = net.lr_schedule
     if schedule is not None:
         schedule.start(optimizer.lr)
 
-    stochastic = bool(input_noise) or net._stochastic
+    stochastic = bool(input_noise) or net.stochastic
     history = History()
     best, best_params, wait = math.inf, None, 0
     bar = _progress_bar(progress, epochs, net.epochs_trained)
@@ -300,9 +288,9 @@ def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_spl
                 if schedule is not None:
                     optimizer.lr = schedule.lr_at(epoch)
                 lr = optimizer.lr
-                order = (net._rng.permutation(N).astype(np.int64)
+                order = (net.rng.permutation(N).astype(np.int64)
                          if shuffle and batch_size is not None and n_steps > 0 else None)
-                seeds = (net._rng.bit_generator.random_raw(n_steps).astype(np.uint64)
+                seeds = (net.rng.bit_generator.random_raw(n_steps).astype(np.uint64)
                          if stochastic else np.zeros(n_steps, dtype=np.uint64))
                 if source is not None:
                     total, N = _stream_epoch(net, source, optimizer, l1, l2, input_noise,
@@ -372,13 +360,7 @@ def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_spl
 
 
 def _native_epoch(net, X, T, order, B, optimizer, seeds, l1, l2, noise, nt, n_steps):
-    optimizer._ensure_state(net.params)
-    ws = net._ensure_workspace(B, noise=bool(noise), epochs=order is not None)
-    kind, flags, state = optimizer._native_plan()
-    scalars = _step_scalars(optimizer, n_steps)
-    total = ws.epoch(X, T, order, B, kind, flags, scalars, seeds, state, l1, l2, noise, nt)
-    optimizer.step_count += n_steps
-    return total
+    return net.native_epoch(X, T, order, B, optimizer, seeds[:n_steps], l1, l2, noise, nt)
 
 
 def _python_epoch(net, X, T, order, B, optimizer, seeds, l1, l2, noise, n_threads,
@@ -390,7 +372,7 @@ def _python_epoch(net, X, T, order, B, optimizer, seeds, l1, l2, noise, n_thread
     for k, start in enumerate(range(0, N, B)):
         rows = order[start:start + B] if order is not None else slice(start, start + B)
         Xb, Tb = np.ascontiguousarray(X[rows]), np.ascontiguousarray(T[rows])
-        value = net._step(Xb, Tb, optimizer, True, l1, l2, noise, int(seeds[k]), n_threads)
+        value = net.train_batch(Xb, Tb, optimizer, l1, l2, noise, int(seeds[k]), n_threads)
         total += value * Xb.shape[0]
         if step_callback is not None:
             step_callback(optimizer.step_count, value)
@@ -436,7 +418,7 @@ def _stream_epoch(net, source, optimizer, l1, l2, noise, stochastic, n_threads,
     """
     params = net.params.copy()
     opt_state = optimizer.state_dict()
-    rng_state = net._rng.bit_generator.state
+    rng_state = net.rng.bit_generator.state
     total, n_samples = 0.0, 0
     try:
         for i, item in enumerate(source()):
@@ -446,8 +428,8 @@ def _stream_epoch(net, source, optimizer, l1, l2, noise, stochastic, n_threads,
                 raise TypeError(f"batch {i} must be a pair (X_batch, T_batch), got "
                                 f"{type(item).__name__}") from None
             Xb, Tb = _check_data(net, Xb, Tb, f"batch {i} X", f"batch {i} T")
-            seed = int(net._rng.bit_generator.random_raw()) if stochastic else 0
-            value = net._step(Xb, Tb, optimizer, True, l1, l2, noise, seed, n_threads)
+            seed = int(net.rng.bit_generator.random_raw()) if stochastic else 0
+            value = net.train_batch(Xb, Tb, optimizer, l1, l2, noise, seed, n_threads)
             total += value * Xb.shape[0]
             n_samples += Xb.shape[0]
             if step_callback is not None:
@@ -461,7 +443,7 @@ def _stream_epoch(net, source, optimizer, l1, l2, noise, stochastic, n_threads,
             optimizer.reset()
         else:
             optimizer.load_state_dict(opt_state)
-        net._rng.bit_generator.state = rng_state
+        net.rng.bit_generator.state = rng_state
         raise
     return total, n_samples
 
