@@ -36,8 +36,7 @@ from . import model_selection, plot, schedules, trajectories
 from . import distributed
 from .linear_model import linear_regression
 from .minimize import minimize
-from .checkpoint import load
-from .network import MLP, gradcheck
+from .network import MLP, gradcheck, load
 from .training import EarlyStopping, History
 from .gradients import numerical_gradient
 

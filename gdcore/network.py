@@ -20,13 +20,14 @@ from collections import namedtuple
 import numpy as np
 
 from . import _backends, _openmp
+from . import checkpoint as _checkpoint
 from . import _validation as v
 from . import kernels as _kernels
 from . import optim as _optim
 from .reference import network as _reference_network
 from .gradients import numerical_gradient
 
-__all__ = ["MLP", "Layer", "gradcheck", "GradcheckResult"]
+__all__ = ["MLP", "Layer", "gradcheck", "GradcheckResult", "load"]
 
 # Output activation paired with each loss, and the pairs a network accepts.  For the
 # canonical pairs the loss delta (Y - T) / B is already dE/dU; for sigmoid with squared
@@ -547,8 +548,7 @@ class MLP:
     def save(self, path):
         """Save architecture, parameters and training state atomically (see
         ``gdcore.checkpoint``); ``gd.load(path)`` restores it."""
-        from .checkpoint import save
-        save(self, path)
+        _checkpoint.save(self, path)
 
     # -- the interface of the training loops (gdcore.training) --------------------
 
@@ -742,6 +742,15 @@ class MLP:
         """The native step, written with gdcore.reference kernels."""
         return _reference_network.network_step(self, X, T, optimizer, training, l1, l2,
                                                noise, seed, sample_weight)
+
+
+def load(path):
+    """Rebuild the network saved at ``path`` (by ``MLP.save``), with its optimizer,
+    schedule, generator, epoch count and history, ready to continue training exactly
+    where it stopped.  A missing file raises FileNotFoundError; a corrupt, truncated or
+    foreign one ValueError naming the file (see ``gdcore.checkpoint``)."""
+    from .training import History
+    return _checkpoint.restore(path, MLP, History)
 
 
 GradcheckResult = namedtuple("GradcheckResult", "max_rel_error max_abs_error passed")

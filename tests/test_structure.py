@@ -199,3 +199,27 @@ def test_debug_build_raises_index_error_on_a_wrong_internal_call(tmp_path):
                          cwd=tmp_path, timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "IndexError: Out of bounds on buffer access (axis 0)" in run.stdout
+
+
+# ---- import direction ------------------------------------------------------------------
+
+def _imported_modules(path):
+    import ast
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            names.update(f"{node.module or ''}.{a.name}".lstrip(".") for a in node.names)
+            names.add(node.module or "")
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return names
+
+
+def test_checkpoint_does_not_import_the_network_or_training():
+    """network -> checkpoint only: the format module restores the classes its caller
+    passes (gdcore.network.load), so the two modules do not import each other."""
+    names = _imported_modules(os.path.join(PKG, "checkpoint.py"))
+    assert not {n for n in names if "network" in n or "training" in n}, names
+    assert gdcore.load is gdcore.network.load
