@@ -126,12 +126,27 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-def _extensions():
-    import numpy
-    from Cython.Build import cythonize
+def _write_constants():
+    """Write gdcore/_constants.pxi from gdcore/_constants.py (the one source of the codes,
+    layouts and thresholds C and Python share); the file is rewritten only when its text
+    changes, so that an unchanged source does not trigger a rebuild."""
+    import runpy
 
-    debug = _env_flag("GDCORE_DEBUG")
-    directives = {
+    source = runpy.run_path(os.path.join(HERE, "gdcore", "_constants.py"))["pxi_source"]()
+    target = os.path.join(HERE, "gdcore", "_constants.pxi")
+    if os.path.exists(target):
+        with open(target) as f:
+            if f.read() == source:
+                return
+    with open(target, "w") as f:
+        f.write(source)
+
+
+def compiler_directives(debug):
+    """Cython's directives for every module.  They are set here only: a
+    ``# cython:`` header line in a source file would override them (and switch the
+    bounds checks of a ``GDCORE_DEBUG=1`` build off again)."""
+    return {
         "language_level": 3,
         "boundscheck": debug,
         "wraparound": False,
@@ -139,6 +154,14 @@ def _extensions():
         "initializedcheck": debug,
         "embedsignature": True,
     }
+
+
+def _extensions():
+    import numpy
+    from Cython.Build import cythonize
+
+    _write_constants()
+    directives = compiler_directives(_env_flag("GDCORE_DEBUG"))
     exts = [
         Extension(
             name,
@@ -152,4 +175,6 @@ def _extensions():
                      nthreads=os.cpu_count() or 1)
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})
+# setuptools runs this file as __main__; tests import compiler_directives without building
+if __name__ == "__main__":
+    setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})

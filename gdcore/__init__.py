@@ -36,11 +36,10 @@ from . import callbacks, model_selection, plot, schedules, trajectories
 from . import distributed
 from .linear_model import linear_regression
 from .minimize import minimize
-from .checkpoint import load
-from .network import MLP, gradcheck
+from .network import MLP, gradcheck, load
 from .callbacks import CSVLogger, ModelCheckpoint
 from .training import EarlyStopping, History
-from .reference import numerical_gradient
+from .gradients import numerical_gradient
 
 __all__ = [
     "__version__",

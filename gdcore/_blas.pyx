@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False, cdivision=True
 """BLAS access for gdcore's kernels.
 
 Design

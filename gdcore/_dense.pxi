@@ -26,16 +26,9 @@
 # only gdcore's OpenMP threads run.
 
 cdef enum:
-    # Multiply-adds per thread below which a GEMM stays on one thread (~25-40 us of
-    # single-core SGEMM): a 784-256 layer gets a second thread from batch 20 up.
-    GEMM_MIN_PER_THREAD = 4000000
     # Columns per block of the fused delta / bias-gradient pass (its double
     # accumulators live on the stack).
     BIAS_COLUMN_BLOCK = 64
-
-
-cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    return (a + b - 1) // b
 
 
 cdef void dense_forward_rows(int act, const floating* X, const floating* W,
@@ -167,18 +160,6 @@ cdef void dense_backward_core(int act, const floating* X,     # IN (n_samples, n
                                 min(t * in_block, n_in), min((t + 1) * in_block, n_in),
                                 min(t * row_block, n_samples),
                                 min((t + 1) * row_block, n_samples))
-
-
-cdef inline const floating* cptr2(const floating[:, ::1] a) noexcept nogil:
-    return &a[0, 0] if a.shape[0] > 0 and a.shape[1] > 0 else NULL
-
-
-cdef inline floating* ptr2(floating[:, ::1] a) noexcept nogil:
-    return &a[0, 0] if a.shape[0] > 0 and a.shape[1] > 0 else NULL
-
-
-cdef inline floating* ptr1(floating[::1] a) noexcept nogil:
-    return &a[0] if a.shape[0] > 0 else NULL
 
 
 def dense_forward(int act, const floating[:, ::1] X, const floating[:, ::1] W,

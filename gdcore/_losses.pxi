@@ -16,18 +16,9 @@ cdef extern from "float.h":
     double DBL_MIN
 
 cdef enum:
-    LOSS_SQUARED_ERROR = 0
-    LOSS_MSE = 1
-    LOSS_CROSS_ENTROPY = 2
-    LOSS_BINARY_CROSS_ENTROPY = 3
     # chunks of at least this many rows, at most LOSS_MAX_CHUNKS of them
     LOSS_MIN_CHUNK_ROWS = 128
     LOSS_MAX_CHUNKS = 256
-
-LOSS_CODES = {"squared_error": LOSS_SQUARED_ERROR, "mse": LOSS_MSE,
-              "cross_entropy": LOSS_CROSS_ENTROPY,
-              "binary_cross_entropy": LOSS_BINARY_CROSS_ENTROPY}
-
 
 cdef inline double log_clipped(double p, double tiny) noexcept nogil:
     # "not (p < tiny)" keeps NaN (every comparison with NaN is false)

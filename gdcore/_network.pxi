@@ -46,12 +46,6 @@ cdef extern from *:
     unsigned long long GD_SM64_M2
 
 cdef enum:
-    MAX_LAYERS = 64
-    OPT_SGD = 0
-    OPT_ADAGRAD = 1
-    OPT_ADADELTA = 2
-    OPT_RMSPROP = 3
-    OPT_ADAM = 4
     STATUS_OK = 0
     STATUS_BAD_LABEL = 1
     STATUS_NONFINITE_X = 2
@@ -59,11 +53,6 @@ cdef enum:
     STATUS_INTERRUPTED = 4
     # how often (nanoseconds of work) the epoch loop takes the GIL to run signal handlers
     SIGNAL_CHECK_NS = 5000000
-
-# random streams: dropout of layer l uses stream l, the input noise this one
-NOISE_STREAM = 1 << 32
-cdef unsigned long long NOISE_STREAM_C = 1ULL << 32
-
 
 cdef inline unsigned long long splitmix64(unsigned long long x) noexcept nogil:
     """Steele, Lea & Flood (2014): a 64-bit counter hashed to a uniform 64-bit value."""
@@ -94,13 +83,6 @@ cdef struct Net:
     void* Tb
     cnp.int64_t* Lb
     void* sw                  # sample weights (B,) of the current step, or NULL
-
-
-cdef struct Optim:
-    int kind
-    int flags                 # SGD: nesterov; Adam: decoupled weight decay
-    double s[8]               # step scalars, see gdcore.optim.*._native_scalars
-    void* state[3]
 
 
 cdef struct Regularization:
@@ -194,26 +176,6 @@ cdef bint all_finite(const floating* a, Py_ssize_t n) noexcept nogil:
         return m64 < 0x7ff0000000000000ULL
 
 
-cdef void optimizer_core(Optim* opt, floating* p, const floating* g, Py_ssize_t n,
-                         int nt) noexcept nogil:
-    cdef double* s = opt.s
-    if opt.kind == OPT_SGD:
-        sgd_core(p, g, <floating*>opt.state[0], n, s[0], s[1], s[2], s[3],
-                 opt.flags != 0, s[4] != 0, nt)
-    elif opt.kind == OPT_ADAGRAD:
-        adagrad_core(p, g, <floating*>opt.state[0], n, s[0], s[1], s[2], nt)
-    elif opt.kind == OPT_ADADELTA:
-        adadelta_core(p, g, <floating*>opt.state[0], <floating*>opt.state[1], n, s[0], s[1],
-                      s[2], s[3], nt)
-    elif opt.kind == OPT_RMSPROP:
-        rmsprop_core(p, g, <floating*>opt.state[0], <floating*>opt.state[1],
-                     <floating*>opt.state[2], n, s[0], s[1], s[2], s[3], s[4], nt)
-    else:
-        adam_core(p, g, <floating*>opt.state[0], <floating*>opt.state[1],
-                  <floating*>opt.state[2], n, s[0], s[1], s[2], s[3], opt.flags != 0,
-                  s[4], s[5], s[6], nt)
-
-
 cdef double weighted_loss_core(int loss, const floating* Y, const floating* T,
                                const cnp.int64_t* labels, const floating* sw,
                                floating* D, Py_ssize_t n_samples,
@@ -272,7 +234,7 @@ cdef double net_step(Net* net, const floating* X, const floating* T,
     inp = X
     if training and reg.noise_std > 0:
         add_noise(X, <floating*>net.Xn, B * net.sizes[0], reg.noise_std,
-                  splitmix64(seed + NOISE_STREAM_C))
+                  splitmix64(seed + NOISE_STREAM))
         inp = <floating*>net.Xn
     layer_in = inp
     for l in range(L):
@@ -377,7 +339,7 @@ cdef double net_epoch(Net* net, const floating* X, const floating* T,
             Xk = X + start * n_in
             Tk = T + start * K if T != NULL else NULL
             Lk = labels + start if labels != NULL else NULL
-        memcpy(opt.s, scalars + 8 * k, 8 * sizeof(double))
+        memcpy(opt.s, scalars + N_SCALARS * k, N_SCALARS * sizeof(double))
         value = net_step(net, Xk, Tk, Lk, B, True, opt, reg, seeds[k], nt, status)
         if status[0] != STATUS_OK:
             return NAN
@@ -482,10 +444,6 @@ cdef class NetworkWorkspace:
     def has_epoch_buffers(self):
         return self.net.Xb != NULL
 
-    def layer_output(self, int layer, Py_ssize_t n_rows):
-        """A view of layer ``layer``'s output rows of the last step (before dropout)."""
-        return self._outputs[layer][:n_rows]
-
     def _raise_bad_label(self, labels):
         K = self.net.sizes[self.net.n_layers]
         bad = labels[(labels < 0) | (labels >= K)]
@@ -497,22 +455,19 @@ cdef class NetworkWorkspace:
         a writable, aligned, C-contiguous 1-D array of the workspace dtype and exactly
         n_params long, so no state handed in can make the update read or write out of
         bounds."""
-        cdef int i, required
+        cdef int i
         cdef object buf
-        if not OPT_SGD <= kind <= OPT_ADAM or len(scalars) != 8 or len(state) > 3:
+        if (not 0 <= kind < N_OPTIMIZERS or len(scalars) != N_SCALARS
+                or len(state) > N_STATE):
             raise ValueError("not an optimizer plan of gdcore.optim")
         opt.kind = kind
         opt.flags = flags
-        for i in range(8):
+        for i in range(N_SCALARS):
             opt.s[i] = scalars[i]
-        # buffers the update reads whatever the options (see optimizer_core)
-        required = (0 if kind == OPT_SGD else 1 if kind in (OPT_ADAGRAD, OPT_RMSPROP)
-                    else 2)
-        for i in range(3):
+        for i in range(N_STATE):
             buf = state[i] if i < len(state) else None
             if buf is None:
-                if (i < required or (kind == OPT_SGD and i == 0 and opt.s[1] != 0)
-                        or (kind == OPT_RMSPROP and i == 1 and opt.s[4] > 0)):
+                if state_required(opt, i):
                     raise ValueError(f"the optimizer's state buffer {i} is missing; "
                                      f"reset() the optimizer or load a full state_dict")
                 opt.state[i] = NULL
@@ -636,7 +591,7 @@ cdef class NetworkWorkspace:
               cnp.ndarray scalars, cnp.ndarray seeds, state, double l1, double l2,
               double noise_std, int n_threads, Py_ssize_t n_rows=-1):
         """Mini-batch steps over all N rows of X/T (in ``order`` when not None), with
-        per-step optimizer scalars (n_steps, 8) and seeds (n_steps,).  Returns the sum
+        per-step optimizer scalars (n_steps, N_SCALARS) and seeds (n_steps,).  Returns the sum
         over batches of (loss x batch size).  ``n_rows`` >= 0 takes only the first
         n_rows rows (of ``order`` when given, else of X/T)."""
         cdef Optim opt
@@ -659,15 +614,15 @@ cdef class NetworkWorkspace:
         if (cnp.PyArray_NDIM(scalars) != 2 or cnp.PyArray_TYPE(scalars) != cnp.NPY_FLOAT64
                 or not cnp.PyArray_IS_C_CONTIGUOUS(scalars)
                 or cnp.PyArray_DIM(scalars, 0) != (N + batch - 1) // batch
-                or cnp.PyArray_DIM(scalars, 1) != 8
+                or cnp.PyArray_DIM(scalars, 1) != N_SCALARS
                 or cnp.PyArray_TYPE(seeds) != cnp.NPY_UINT64 or cnp.PyArray_NDIM(seeds) != 1
                 or not cnp.PyArray_IS_C_CONTIGUOUS(seeds)
                 or cnp.PyArray_DIM(seeds, 0) != cnp.PyArray_DIM(scalars, 0)):
-            raise ValueError("epoch needs (n_steps, 8) float64 scalars and (n_steps,) "
+            raise ValueError(f"epoch needs (n_steps, {N_SCALARS}) float64 scalars and (n_steps,) "
                              "uint64 seeds")
         if order is not None:
             order_ptr = <cnp.int64_t*>cnp.PyArray_DATA(<cnp.ndarray>order)
-        self._optim(&opt, kind, flags, scalars[0] if len(scalars) else (0.0,) * 8, state)
+        self._optim(&opt, kind, flags, scalars[0] if len(scalars) else (0.0,) * N_SCALARS, state)
         reg.l1, reg.l2, reg.noise_std = l1, l2, noise_std
         with nogil:
             blas_threads_single()

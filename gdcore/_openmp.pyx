@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False, cdivision=True
 """OpenMP shim, the library thread setting, and the thread-count rule of every kernel.
 
 Design

@@ -12,6 +12,15 @@
 # written (momentum, centered, amsgrad) select one of several inlined copies of the
 # loop; the others are selects inside it, so that every variant vectorises.
 #
+# The recipe: an optimizer is its name, scalar layout and state layout in
+# gdcore/_constants.py (OPT_<NAME>, S_<NAME>_<SCALAR> slots of Optim.s, state slots of
+# Optim.state), one ``<name>_range`` loop below that reads them from an Optim, one
+# branch in optimizer_range and state_required, and one ``<name>_update`` entry that checks
+# its hyperparameters and fills the Optim; its twin is
+# gdcore.reference.optimizers.<name>_update.  Written once for all of them: the thread
+# split (optimizer_core, also the network step's update), the dtype dispatch and the
+# buffer checks (run_update).
+#
 # Threads split the buffers into contiguous ranges (identical bits for any count);
 # below OPTIMIZER_MIN_PER_THREAD elements per thread the step runs on one thread.
 #
@@ -27,28 +36,7 @@ from gdcore._openmp cimport resolve_threads
 
 from gdcore import _validation
 
-cdef enum:
-    # ~0.2-0.9 ns per element: 65536 elements are ~15-60 us of work
-    OPTIMIZER_MIN_PER_THREAD = 65536
-
-
 # ---- fast argument checks -------------------------------------------------------
-
-cdef inline bint vector_ok(object a, int typenum, Py_ssize_t n, bint writable):
-    """a is an aligned, native-order, C-contiguous 1-D array of typenum and length n."""
-    cdef cnp.ndarray arr
-    if not cnp.PyArray_Check(a):
-        return False
-    arr = <cnp.ndarray>a
-    return (cnp.PyArray_TYPE(arr) == typenum and cnp.PyArray_NDIM(arr) == 1
-            and cnp.PyArray_DIM(arr, 0) == n and cnp.PyArray_IS_C_CONTIGUOUS(arr)
-            and cnp.PyArray_ISALIGNED(arr) and cnp.PyArray_ISNOTSWAPPED(arr)
-            and (not writable or cnp.PyArray_ISWRITEABLE(arr)))
-
-
-cdef inline bint is_float_typenum(int typenum):
-    return typenum == cnp.NPY_FLOAT32 or typenum == cnp.NPY_FLOAT64
-
 
 cdef object checked_params(object params):
     cdef cnp.ndarray arr
@@ -118,17 +106,77 @@ cdef void check_no_overlap(list names, list buffers) except *:
                 _validation.check_no_overlap(list(zip(names, buffers)))
 
 
-cdef inline void* data(object a):
-    return cnp.PyArray_DATA(<cnp.ndarray>a) if a is not None else NULL
+# ---- one step of any optimizer ----------------------------------------------------
+
+cdef struct Optim:
+    int kind                  # OPT_<NAME>
+    int flags                 # SGD: nesterov; Adam: decoupled weight decay
+    double s[N_SCALARS]       # step scalars, slots S_<NAME>_<SCALAR> (gdcore._constants)
+    void* state[N_STATE]      # state buffers in the order of OPTIMIZER_STATE, or NULL
 
 
-cdef inline Py_ssize_t thread_block(Py_ssize_t n, int nt) noexcept nogil:
-    """Elements per thread: n split into nt contiguous ranges starting on 64-byte
-    boundaries.  Thread t works on [min(t * block, n), min((t + 1) * block, n)).
+cdef void optimizer_range(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
+                          Py_ssize_t stop) noexcept nogil:
+    if o.kind == OPT_SGD:
+        sgd_range(o, p, g, start, stop)
+    elif o.kind == OPT_ADAGRAD:
+        adagrad_range(o, p, g, start, stop)
+    elif o.kind == OPT_ADADELTA:
+        adadelta_range(o, p, g, start, stop)
+    elif o.kind == OPT_RMSPROP:
+        rmsprop_range(o, p, g, start, stop)
+    else:
+        adam_range(o, p, g, start, stop)
 
-    The range bounds are assigned directly in the prange body (never through a pointer
-    to variables of the enclosing function), so that Cython makes them thread-private."""
-    return (ceil_div(n, nt) + ALIGN_ELEMENTS - 1) // ALIGN_ELEMENTS * ALIGN_ELEMENTS
+
+cdef bint state_required(const Optim* o, int i) noexcept nogil:
+    """Whether the update, given its scalars and flags, needs state slot i.  The buffers
+    whose presence selects an option (RMSprop's grad_avg: centered; Adam's
+    max_exp_avg_sq: amsgrad) are optional: the update uses them when not NULL."""
+    if o.kind == OPT_SGD:
+        return i == 0 and o.s[S_SGD_MOMENTUM] != 0
+    elif o.kind == OPT_ADAGRAD:
+        return i == 0
+    elif o.kind == OPT_ADADELTA:
+        return i < 2
+    elif o.kind == OPT_RMSPROP:
+        return i == 0 or (i == 1 and o.s[S_RMSPROP_MOMENTUM] > 0)
+    return i < 2
+
+
+cdef void optimizer_core(const Optim* o, floating* p, const floating* g, Py_ssize_t n,
+                         int n_threads) noexcept nogil:
+    """The update of p (n elements) by g, split over threads."""
+    cdef int t, nt = threads_for(n_threads, n, OPTIMIZER_MIN_PER_THREAD)
+    cdef Py_ssize_t start, stop, block
+    if nt == 1:
+        optimizer_range(o, p, g, 0, n)
+        return
+    block = thread_block(n, nt)
+    for t in prange(nt, schedule='static', num_threads=nt):
+        start = min(t * block, n)
+        stop = min((t + 1) * block, n)
+        optimizer_range(o, p, g, start, stop)
+
+
+cdef object run_update(Optim* o, object params, object grads, tuple names, tuple buffers,
+                       int nt):
+    """Check that no two of params, grads and the state buffers (checked already, None
+    where unused) overlap, point ``o.state`` at them, and run the update on ``params``'
+    dtype without the GIL."""
+    cdef Py_ssize_t i
+    check_no_overlap(["params", "grads"] + list(names), [params, grads] + list(buffers))
+    for i in range(N_STATE):
+        o.state[i] = data(buffers[i]) if i < len(buffers) else NULL
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>params, 0)
+    cdef void* p = data(params)
+    cdef void* g = data(grads)
+    with nogil:
+        if cnp.PyArray_TYPE(<cnp.ndarray>params) == cnp.NPY_FLOAT32:
+            optimizer_core(o, <float*>p, <const float*>g, n, nt)
+        else:
+            optimizer_core(o, <double*>p, <const double*>g, n, nt)
+    return params
 
 
 # ---- SGD ------------------------------------------------------------------------
@@ -153,77 +201,57 @@ cdef inline void sgd_loop(floating* p, const floating* g, floating* buf, Py_ssiz
         p[i] = p[i] + neg_lr * gi
 
 
-cdef void sgd_range(floating* p, const floating* g, floating* buf, Py_ssize_t start,
-                    Py_ssize_t stop, double lr, double momentum, double dampening,
-                    double weight_decay, bint nesterov, bint first_step) noexcept nogil:
+cdef void sgd_range(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
+                    Py_ssize_t stop) noexcept nogil:
+    cdef const double* s = o.s
     # one loop per store pattern, so that each vectorises
-    if momentum != 0:
-        sgd_loop(p, g, buf, start, stop, lr, momentum, dampening, weight_decay, nesterov,
-                 first_step, True)
+    if s[S_SGD_MOMENTUM] != 0:
+        sgd_loop(p, g, <floating*>o.state[0], start, stop, s[S_SGD_LR], s[S_SGD_MOMENTUM],
+                 s[S_SGD_DAMPENING], s[S_SGD_WEIGHT_DECAY], o.flags != 0,
+                 s[S_SGD_FIRST_STEP] != 0, True)
     else:
-        sgd_loop(p, g, buf, start, stop, lr, momentum, dampening, weight_decay, nesterov,
-                 first_step, False)
-
-
-cdef void sgd_core(floating* p, const floating* g, floating* buf, Py_ssize_t n, double lr,
-                   double momentum, double dampening, double weight_decay, bint nesterov,
-                   bint first_step, int n_threads) noexcept nogil:
-    cdef int t, nt = threads_for(n_threads, n, OPTIMIZER_MIN_PER_THREAD)
-    cdef Py_ssize_t start, stop, block
-    if nt == 1:
-        sgd_range(p, g, buf, 0, n, lr, momentum, dampening, weight_decay, nesterov, first_step)
-        return
-    block = thread_block(n, nt)
-    for t in prange(nt, schedule='static', num_threads=nt):
-        start = min(t * block, n)
-        stop = min((t + 1) * block, n)
-        sgd_range(p, g, buf, start, stop, lr, momentum, dampening, weight_decay, nesterov,
-                  first_step)
+        sgd_loop(p, g, <floating*>o.state[0], start, stop, s[S_SGD_LR], s[S_SGD_MOMENTUM],
+                 s[S_SGD_DAMPENING], s[S_SGD_WEIGHT_DECAY], o.flags != 0,
+                 s[S_SGD_FIRST_STEP] != 0, False)
 
 
 def sgd_update(params, grads, momentum_buffer=None, *, step, lr=1e-3, momentum=0.0,
                dampening=0.0, weight_decay=0.0, nesterov=False, n_threads=None):
     """SGD step; see ``gdcore.reference.sgd_update`` for the equations."""
+    cdef Optim o
     cdef long long step_ = checked_step(step)
-    cdef double lr_ = checked_real(lr, "lr", 0, False, INFINITY, False)
-    cdef double momentum_ = checked_real(momentum, "momentum", 0, False, INFINITY, False)
-    cdef double dampening_ = checked_real(dampening, "dampening", -INFINITY, False, INFINITY, False)
-    cdef double weight_decay_ = checked_real(weight_decay, "weight_decay", 0, False, INFINITY, False)
-    cdef bint nesterov_ = nesterov
+    o.kind = OPT_SGD
+    o.s[S_SGD_LR] = checked_real(lr, "lr", 0, False, INFINITY, False)
+    o.s[S_SGD_MOMENTUM] = checked_real(momentum, "momentum", 0, False, INFINITY, False)
+    o.s[S_SGD_DAMPENING] = checked_real(dampening, "dampening", -INFINITY, False, INFINITY,
+                                        False)
+    o.s[S_SGD_WEIGHT_DECAY] = checked_real(weight_decay, "weight_decay", 0, False,
+                                           INFINITY, False)
+    o.s[S_SGD_FIRST_STEP] = step_ == 1
+    o.flags = bool(nesterov)
     cdef int nt = resolve_threads(n_threads)
-    if nesterov_ and (momentum_ <= 0 or dampening_ != 0):
+    if o.flags and (o.s[S_SGD_MOMENTUM] <= 0 or o.s[S_SGD_DAMPENING] != 0):
         raise ValueError("nesterov requires momentum > 0 and dampening = 0, got "
-                         f"momentum={momentum_}, dampening={dampening_}")
+                         f"momentum={o.s[S_SGD_MOMENTUM]}, dampening={o.s[S_SGD_DAMPENING]}")
     params = checked_params(params)
     grads = checked_grads(grads, params)
-    if momentum_ != 0:
+    if state_required(&o, 0):
         momentum_buffer = checked_state(momentum_buffer, "momentum_buffer", params,
                                         "when momentum != 0")
-    check_no_overlap(["params", "grads", "momentum_buffer"],
-                     [params, grads, momentum_buffer if momentum_ != 0 else None])
-    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>params, 0)
-    cdef void* p = data(params)
-    cdef void* g = data(grads)
-    cdef void* b = data(momentum_buffer) if momentum_ != 0 else NULL
-    with nogil:
-        if cnp.PyArray_TYPE(<cnp.ndarray>params) == cnp.NPY_FLOAT32:
-            sgd_core(<float*>p, <const float*>g, <float*>b, n, lr_, momentum_, dampening_,
-                     weight_decay_, nesterov_, step_ == 1, nt)
-        else:
-            sgd_core(<double*>p, <const double*>g, <double*>b, n, lr_, momentum_, dampening_,
-                     weight_decay_, nesterov_, step_ == 1, nt)
-    return params
+    else:
+        momentum_buffer = None
+    return run_update(&o, params, grads, ("momentum_buffer",), (momentum_buffer,), nt)
 
 
 # ---- Adagrad --------------------------------------------------------------------
 
-cdef void adagrad_range(floating* p, const floating* g, floating* state_sum,
-                        Py_ssize_t start, Py_ssize_t stop, double clr, double eps,
-                        double weight_decay) noexcept nogil:
+cdef void adagrad_range(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
+                        Py_ssize_t stop) noexcept nogil:
     cdef Py_ssize_t i
-    cdef floating neg_clr = <floating>(-clr), eps_ = <floating>eps
-    cdef floating wd = <floating>weight_decay
-    cdef bint decay = weight_decay != 0
+    cdef floating* state_sum = <floating*>o.state[0]
+    cdef floating neg_clr = <floating>(-o.s[S_ADAGRAD_CLR]), eps_ = <floating>o.s[S_ADAGRAD_EPS]
+    cdef floating wd = <floating>o.s[S_ADAGRAD_WEIGHT_DECAY]
+    cdef bint decay = o.s[S_ADAGRAD_WEIGHT_DECAY] != 0
     cdef floating gi, s, std
     for i in range(start, stop):
         gi = g[i]
@@ -237,57 +265,38 @@ cdef void adagrad_range(floating* p, const floating* g, floating* state_sum,
         p[i] = p[i] + neg_clr * (gi / std)
 
 
-cdef void adagrad_core(floating* p, const floating* g, floating* state_sum, Py_ssize_t n,
-                       double clr, double eps, double weight_decay,
-                       int n_threads) noexcept nogil:
-    cdef int t, nt = threads_for(n_threads, n, OPTIMIZER_MIN_PER_THREAD)
-    cdef Py_ssize_t start, stop, block
-    if nt == 1:
-        adagrad_range(p, g, state_sum, 0, n, clr, eps, weight_decay)
-        return
-    block = thread_block(n, nt)
-    for t in prange(nt, schedule='static', num_threads=nt):
-        start = min(t * block, n)
-        stop = min((t + 1) * block, n)
-        adagrad_range(p, g, state_sum, start, stop, clr, eps, weight_decay)
-
-
 def adagrad_update(params, grads, state_sum, *, step, lr=1e-2, lr_decay=0.0,
                    weight_decay=0.0, eps=1e-10, n_threads=None):
     """Adagrad step; see ``gdcore.reference.adagrad_update`` for the equations."""
+    cdef Optim o
     cdef long long step_ = checked_step(step)
     cdef double lr_ = checked_real(lr, "lr", 0, False, INFINITY, False)
     cdef double lr_decay_ = checked_real(lr_decay, "lr_decay", 0, False, INFINITY, False)
-    cdef double weight_decay_ = checked_real(weight_decay, "weight_decay", 0, False, INFINITY, False)
-    cdef double eps_ = checked_real(eps, "eps", 0, True, INFINITY, False)
+    o.kind = OPT_ADAGRAD
+    o.flags = 0
+    o.s[S_ADAGRAD_WEIGHT_DECAY] = checked_real(weight_decay, "weight_decay", 0, False,
+                                               INFINITY, False)
+    o.s[S_ADAGRAD_EPS] = checked_real(eps, "eps", 0, True, INFINITY, False)
+    o.s[S_ADAGRAD_CLR] = lr_ / (1 + <double>(step_ - 1) * lr_decay_)
     cdef int nt = resolve_threads(n_threads)
     params = checked_params(params)
     grads = checked_grads(grads, params)
     state_sum = checked_state(state_sum, "state_sum", params, "by Adagrad")
-    check_no_overlap(["params", "grads", "state_sum"], [params, grads, state_sum])
-    cdef double clr = lr_ / (1 + <double>(step_ - 1) * lr_decay_)
-    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>params, 0)
-    cdef void* p = data(params)
-    cdef void* g = data(grads)
-    cdef void* s = data(state_sum)
-    with nogil:
-        if cnp.PyArray_TYPE(<cnp.ndarray>params) == cnp.NPY_FLOAT32:
-            adagrad_core(<float*>p, <const float*>g, <float*>s, n, clr, eps_, weight_decay_, nt)
-        else:
-            adagrad_core(<double*>p, <const double*>g, <double*>s, n, clr, eps_, weight_decay_, nt)
-    return params
+    return run_update(&o, params, grads, ("state_sum",), (state_sum,), nt)
 
 
 # ---- Adadelta -------------------------------------------------------------------
 
-cdef void adadelta_range(floating* p, const floating* g, floating* square_avg,
-                         floating* acc_delta, Py_ssize_t start, Py_ssize_t stop, double lr,
-                         double rho, double eps, double weight_decay) noexcept nogil:
+cdef void adadelta_range(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
+                         Py_ssize_t stop) noexcept nogil:
     cdef Py_ssize_t i
-    cdef floating neg_lr = <floating>(-lr), rho_ = <floating>rho
-    cdef floating one_minus_rho = <floating>(1 - rho), eps_ = <floating>eps
-    cdef floating wd = <floating>weight_decay
-    cdef bint decay = weight_decay != 0
+    cdef floating* square_avg = <floating*>o.state[0]
+    cdef floating* acc_delta = <floating*>o.state[1]
+    cdef double rho = o.s[S_ADADELTA_RHO]
+    cdef floating neg_lr = <floating>(-o.s[S_ADADELTA_LR]), rho_ = <floating>rho
+    cdef floating one_minus_rho = <floating>(1 - rho), eps_ = <floating>o.s[S_ADADELTA_EPS]
+    cdef floating wd = <floating>o.s[S_ADADELTA_WEIGHT_DECAY]
+    cdef bint decay = o.s[S_ADADELTA_WEIGHT_DECAY] != 0
     cdef floating gi, v, u, std, delta
     for i in range(start, stop):
         gi = g[i]
@@ -307,48 +316,24 @@ cdef void adadelta_range(floating* p, const floating* g, floating* square_avg,
         p[i] = p[i] + neg_lr * delta
 
 
-cdef void adadelta_core(floating* p, const floating* g, floating* square_avg,
-                        floating* acc_delta, Py_ssize_t n, double lr, double rho, double eps,
-                        double weight_decay, int n_threads) noexcept nogil:
-    cdef int t, nt = threads_for(n_threads, n, OPTIMIZER_MIN_PER_THREAD)
-    cdef Py_ssize_t start, stop, block
-    if nt == 1:
-        adadelta_range(p, g, square_avg, acc_delta, 0, n, lr, rho, eps, weight_decay)
-        return
-    block = thread_block(n, nt)
-    for t in prange(nt, schedule='static', num_threads=nt):
-        start = min(t * block, n)
-        stop = min((t + 1) * block, n)
-        adadelta_range(p, g, square_avg, acc_delta, start, stop, lr, rho, eps, weight_decay)
-
-
 def adadelta_update(params, grads, square_avg, acc_delta, *, lr=1.0, rho=0.9, eps=1e-6,
                     weight_decay=0.0, n_threads=None):
     """Adadelta step; see ``gdcore.reference.adadelta_update`` for the equations."""
-    cdef double lr_ = checked_real(lr, "lr", 0, False, INFINITY, False)
-    cdef double rho_ = checked_real(rho, "rho", 0, False, 1, False)
-    cdef double eps_ = checked_real(eps, "eps", 0, True, INFINITY, False)
-    cdef double weight_decay_ = checked_real(weight_decay, "weight_decay", 0, False, INFINITY, False)
+    cdef Optim o
+    o.kind = OPT_ADADELTA
+    o.flags = 0
+    o.s[S_ADADELTA_LR] = checked_real(lr, "lr", 0, False, INFINITY, False)
+    o.s[S_ADADELTA_RHO] = checked_real(rho, "rho", 0, False, 1, False)
+    o.s[S_ADADELTA_EPS] = checked_real(eps, "eps", 0, True, INFINITY, False)
+    o.s[S_ADADELTA_WEIGHT_DECAY] = checked_real(weight_decay, "weight_decay", 0, False,
+                                                INFINITY, False)
     cdef int nt = resolve_threads(n_threads)
     params = checked_params(params)
     grads = checked_grads(grads, params)
     square_avg = checked_state(square_avg, "square_avg", params, "by Adadelta")
     acc_delta = checked_state(acc_delta, "acc_delta", params, "by Adadelta")
-    check_no_overlap(["params", "grads", "square_avg", "acc_delta"],
-                     [params, grads, square_avg, acc_delta])
-    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>params, 0)
-    cdef void* p = data(params)
-    cdef void* g = data(grads)
-    cdef void* v = data(square_avg)
-    cdef void* u = data(acc_delta)
-    with nogil:
-        if cnp.PyArray_TYPE(<cnp.ndarray>params) == cnp.NPY_FLOAT32:
-            adadelta_core(<float*>p, <const float*>g, <float*>v, <float*>u, n, lr_, rho_,
-                          eps_, weight_decay_, nt)
-        else:
-            adadelta_core(<double*>p, <const double*>g, <double*>v, <double*>u, n, lr_, rho_,
-                          eps_, weight_decay_, nt)
-    return params
+    return run_update(&o, params, grads, ("square_avg", "acc_delta"),
+                      (square_avg, acc_delta), nt)
 
 
 # ---- RMSprop --------------------------------------------------------------------
@@ -399,10 +384,13 @@ cdef inline void rmsprop_loop(floating* p, const floating* g, floating* square_a
             p[i] = p[i] + neg_lr * (gi / avg)
 
 
-cdef void rmsprop_range(floating* p, const floating* g, floating* square_avg,
-                        floating* momentum_buffer, floating* grad_avg, Py_ssize_t start,
-                        Py_ssize_t stop, double lr, double alpha, double eps,
-                        double weight_decay, double momentum) noexcept nogil:
+cdef void rmsprop_range(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
+                        Py_ssize_t stop) noexcept nogil:
+    cdef floating* square_avg = <floating*>o.state[0]
+    cdef floating* momentum_buffer = <floating*>o.state[1]
+    cdef floating* grad_avg = <floating*>o.state[2]
+    cdef double lr = o.s[S_RMSPROP_LR], alpha = o.s[S_RMSPROP_ALPHA], eps = o.s[S_RMSPROP_EPS]
+    cdef double weight_decay = o.s[S_RMSPROP_WEIGHT_DECAY], momentum = o.s[S_RMSPROP_MOMENTUM]
     # one loop per store pattern, so that each vectorises
     if grad_avg != NULL and momentum > 0:
         rmsprop_loop(p, g, square_avg, momentum_buffer, grad_avg, start, stop, lr, alpha,
@@ -418,61 +406,35 @@ cdef void rmsprop_range(floating* p, const floating* g, floating* square_avg,
                      eps, weight_decay, momentum, False, False)
 
 
-cdef void rmsprop_core(floating* p, const floating* g, floating* square_avg,
-                       floating* momentum_buffer, floating* grad_avg, Py_ssize_t n,
-                       double lr, double alpha, double eps, double weight_decay,
-                       double momentum, int n_threads) noexcept nogil:
-    cdef int t, nt = threads_for(n_threads, n, OPTIMIZER_MIN_PER_THREAD)
-    cdef Py_ssize_t start, stop, block
-    if nt == 1:
-        rmsprop_range(p, g, square_avg, momentum_buffer, grad_avg, 0, n, lr, alpha, eps,
-                      weight_decay, momentum)
-        return
-    block = thread_block(n, nt)
-    for t in prange(nt, schedule='static', num_threads=nt):
-        start = min(t * block, n)
-        stop = min((t + 1) * block, n)
-        rmsprop_range(p, g, square_avg, momentum_buffer, grad_avg, start, stop, lr, alpha,
-                      eps, weight_decay, momentum)
-
-
 def rmsprop_update(params, grads, square_avg, momentum_buffer=None, grad_avg=None, *,
                    lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                    centered=False, n_threads=None):
     """RMSprop step; see ``gdcore.reference.rmsprop_update`` for the equations."""
-    cdef double lr_ = checked_real(lr, "lr", 0, False, INFINITY, False)
-    cdef double alpha_ = checked_real(alpha, "alpha", 0, False, INFINITY, False)
-    cdef double eps_ = checked_real(eps, "eps", 0, True, INFINITY, False)
-    cdef double weight_decay_ = checked_real(weight_decay, "weight_decay", 0, False, INFINITY, False)
-    cdef double momentum_ = checked_real(momentum, "momentum", 0, False, INFINITY, False)
+    cdef Optim o
+    o.kind = OPT_RMSPROP
+    o.s[S_RMSPROP_LR] = checked_real(lr, "lr", 0, False, INFINITY, False)
+    o.s[S_RMSPROP_ALPHA] = checked_real(alpha, "alpha", 0, False, INFINITY, False)
+    o.s[S_RMSPROP_EPS] = checked_real(eps, "eps", 0, True, INFINITY, False)
+    o.s[S_RMSPROP_WEIGHT_DECAY] = checked_real(weight_decay, "weight_decay", 0, False,
+                                               INFINITY, False)
+    o.s[S_RMSPROP_MOMENTUM] = checked_real(momentum, "momentum", 0, False, INFINITY, False)
+    o.flags = 0
     cdef bint centered_ = centered
     cdef int nt = resolve_threads(n_threads)
     params = checked_params(params)
     grads = checked_grads(grads, params)
     square_avg = checked_state(square_avg, "square_avg", params, "by RMSprop")
-    if momentum_ > 0:
+    if state_required(&o, 1):
         momentum_buffer = checked_state(momentum_buffer, "momentum_buffer", params,
                                         "when momentum > 0")
+    else:
+        momentum_buffer = None
     if centered_:
         grad_avg = checked_state(grad_avg, "grad_avg", params, "when centered=True")
-    check_no_overlap(["params", "grads", "square_avg", "momentum_buffer", "grad_avg"],
-                     [params, grads, square_avg,
-                      momentum_buffer if momentum_ > 0 else None,
-                      grad_avg if centered_ else None])
-    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>params, 0)
-    cdef void* p = data(params)
-    cdef void* g = data(grads)
-    cdef void* v = data(square_avg)
-    cdef void* b = data(momentum_buffer) if momentum_ > 0 else NULL
-    cdef void* a = data(grad_avg) if centered_ else NULL
-    with nogil:
-        if cnp.PyArray_TYPE(<cnp.ndarray>params) == cnp.NPY_FLOAT32:
-            rmsprop_core(<float*>p, <const float*>g, <float*>v, <float*>b, <float*>a, n, lr_,
-                         alpha_, eps_, weight_decay_, momentum_, nt)
-        else:
-            rmsprop_core(<double*>p, <const double*>g, <double*>v, <double*>b, <double*>a, n,
-                         lr_, alpha_, eps_, weight_decay_, momentum_, nt)
-    return params
+    else:
+        grad_avg = None
+    return run_update(&o, params, grads, ("square_avg", "momentum_buffer", "grad_avg"),
+                      (square_avg, momentum_buffer, grad_avg), nt)
 
 
 # ---- Adam and AdamW -------------------------------------------------------------
@@ -517,46 +479,27 @@ cdef inline void adam_loop(floating* p, const floating* g, floating* exp_avg,
         p[i] = pi + neg_step * (m / denom)
 
 
-cdef void adam_range(floating* p, const floating* g, floating* exp_avg, floating* exp_avg_sq,
-                     floating* max_exp_avg_sq, Py_ssize_t start, Py_ssize_t stop,
-                     double beta1, double beta2, double eps, double weight_decay,
-                     bint decoupled, double decay_factor, double step_size,
-                     double bias_correction2_sqrt) noexcept nogil:
+cdef void adam_range(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
+                     Py_ssize_t stop) noexcept nogil:
+    cdef const double* s = o.s
     # one loop per store pattern, so that each vectorises
-    if max_exp_avg_sq != NULL:
-        adam_loop(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, start, stop, beta1, beta2, eps,
-                  weight_decay, decoupled, decay_factor, step_size, bias_correction2_sqrt,
-                  True)
+    if o.state[2] != NULL:
+        adam_loop(p, g, <floating*>o.state[0], <floating*>o.state[1], <floating*>o.state[2],
+                  start, stop, s[S_ADAM_BETA1], s[S_ADAM_BETA2], s[S_ADAM_EPS],
+                  s[S_ADAM_WEIGHT_DECAY], o.flags != 0, s[S_ADAM_DECAY_FACTOR],
+                  s[S_ADAM_STEP_SIZE], s[S_ADAM_BIAS_CORRECTION2_SQRT], True)
     else:
-        adam_loop(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, start, stop, beta1, beta2, eps,
-                  weight_decay, decoupled, decay_factor, step_size, bias_correction2_sqrt,
-                  False)
-
-
-cdef void adam_core(floating* p, const floating* g, floating* exp_avg, floating* exp_avg_sq,
-                    floating* max_exp_avg_sq, Py_ssize_t n, double beta1, double beta2,
-                    double eps, double weight_decay, bint decoupled, double decay_factor,
-                    double step_size, double bias_correction2_sqrt,
-                    int n_threads) noexcept nogil:
-    cdef int t, nt = threads_for(n_threads, n, OPTIMIZER_MIN_PER_THREAD)
-    cdef Py_ssize_t start, stop, block
-    if nt == 1:
-        adam_range(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, 0, n, beta1, beta2, eps,
-                   weight_decay, decoupled, decay_factor, step_size, bias_correction2_sqrt)
-        return
-    block = thread_block(n, nt)
-    for t in prange(nt, schedule='static', num_threads=nt):
-        start = min(t * block, n)
-        stop = min((t + 1) * block, n)
-        adam_range(p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, start, stop, beta1, beta2,
-                   eps, weight_decay, decoupled, decay_factor, step_size,
-                   bias_correction2_sqrt)
+        adam_loop(p, g, <floating*>o.state[0], <floating*>o.state[1], <floating*>o.state[2],
+                  start, stop, s[S_ADAM_BETA1], s[S_ADAM_BETA2], s[S_ADAM_EPS],
+                  s[S_ADAM_WEIGHT_DECAY], o.flags != 0, s[S_ADAM_DECAY_FACTOR],
+                  s[S_ADAM_STEP_SIZE], s[S_ADAM_BIAS_CORRECTION2_SQRT], False)
 
 
 cdef object adam_entry(object params, object grads, object exp_avg, object exp_avg_sq,
                        object max_exp_avg_sq, object step, object lr, object betas,
                        object eps, object weight_decay, object amsgrad, bint decoupled,
                        object n_threads):
+    cdef Optim o
     cdef long long step_ = checked_step(step)
     cdef double lr_ = checked_real(lr, "lr", 0, False, INFINITY, False)
     cdef double beta1, beta2
@@ -565,8 +508,13 @@ cdef object adam_entry(object params, object grads, object exp_avg, object exp_a
         beta2 = checked_real((<tuple>betas)[1], "betas[1]", 0, False, 1, True)
     else:
         beta1, beta2 = _validation.check_betas(betas)
-    cdef double eps_ = checked_real(eps, "eps", 0, True, INFINITY, False)
-    cdef double weight_decay_ = checked_real(weight_decay, "weight_decay", 0, False, INFINITY, False)
+    o.kind = OPT_ADAM
+    o.flags = decoupled
+    o.s[S_ADAM_BETA1] = beta1
+    o.s[S_ADAM_BETA2] = beta2
+    o.s[S_ADAM_EPS] = checked_real(eps, "eps", 0, True, INFINITY, False)
+    o.s[S_ADAM_WEIGHT_DECAY] = checked_real(weight_decay, "weight_decay", 0, False, INFINITY,
+                                            False)
     cdef bint amsgrad_ = amsgrad
     cdef int nt = resolve_threads(n_threads)
     params = checked_params(params)
@@ -576,31 +524,16 @@ cdef object adam_entry(object params, object grads, object exp_avg, object exp_a
     if amsgrad_:
         max_exp_avg_sq = checked_state(max_exp_avg_sq, "max_exp_avg_sq", params,
                                        "when amsgrad=True")
-    check_no_overlap(["params", "grads", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"],
-                     [params, grads, exp_avg, exp_avg_sq,
-                      max_exp_avg_sq if amsgrad_ else None])
+    else:
+        max_exp_avg_sq = None
     # the scalars of torch.optim.Adam, as Python computes them in the reference
     cdef double bias_correction1 = 1 - pow(beta1, <double>step_)
     cdef double bias_correction2 = 1 - pow(beta2, <double>step_)
-    cdef double step_size = lr_ / bias_correction1
-    cdef double bias_correction2_sqrt = pow(bias_correction2, 0.5)
-    cdef double decay_factor = 1 - lr_ * weight_decay_
-    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>params, 0)
-    cdef void* p = data(params)
-    cdef void* g = data(grads)
-    cdef void* m = data(exp_avg)
-    cdef void* v = data(exp_avg_sq)
-    cdef void* vmax = data(max_exp_avg_sq) if amsgrad_ else NULL
-    with nogil:
-        if cnp.PyArray_TYPE(<cnp.ndarray>params) == cnp.NPY_FLOAT32:
-            adam_core(<float*>p, <const float*>g, <float*>m, <float*>v, <float*>vmax, n,
-                      beta1, beta2, eps_, weight_decay_, decoupled, decay_factor, step_size,
-                      bias_correction2_sqrt, nt)
-        else:
-            adam_core(<double*>p, <const double*>g, <double*>m, <double*>v, <double*>vmax, n,
-                      beta1, beta2, eps_, weight_decay_, decoupled, decay_factor, step_size,
-                      bias_correction2_sqrt, nt)
-    return params
+    o.s[S_ADAM_STEP_SIZE] = lr_ / bias_correction1
+    o.s[S_ADAM_BIAS_CORRECTION2_SQRT] = pow(bias_correction2, 0.5)
+    o.s[S_ADAM_DECAY_FACTOR] = 1 - lr_ * o.s[S_ADAM_WEIGHT_DECAY]
+    return run_update(&o, params, grads, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+                      (exp_avg, exp_avg_sq, max_exp_avg_sq), nt)
 
 
 def adam_update(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step,

@@ -9,9 +9,11 @@ import operator
 
 import numpy as np
 
+from . import _constants
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "softmax")
-LOSSES = ("squared_error", "mse", "cross_entropy", "binary_cross_entropy")
+ACTIVATIONS = _constants.ACTIVATIONS
+LOSSES = _constants.LOSSES
 # BLAS takes 32-bit dimensions.
 MAX_DIM = 2**31 - 1
 # Step counts reach C as signed 64-bit integers and bias corrections as beta**step;

@@ -8,7 +8,7 @@
 # polynomial (expf) / Pade form (exp) for e^r, and the scaling by 2^n done as two
 # exponent-field multiplies so that results in the subnormal range round once.
 # Errors are within about 1 ulp over the whole range (checked against NumPy in
-# tests/test_kernels_elementwise.py); overflow gives inf, NaN propagates.
+# tests/test_kernels_vs_reference.py); overflow gives inf, NaN propagates.
 # tanh: Cephes tanhf/tanh (odd polynomial for |x| < 0.625, 1 - 2/(e^{2|x|} + 1) above).
 # sigmoid: 1/(1 + e^{-|u|}) or e^{-|u|}/(1 + e^{-|u|}): exp never sees a positive
 # argument, so it cannot overflow.

@@ -69,7 +69,7 @@ def _kernel_cases(quick):
     n = 10**5 if quick else 10**6
     cases = []
 
-    def optimizer_case(label, name, hyper, backend):
+    def optimizer_case(name, hyper, backend):
         p = rng.standard_normal(n).astype(f32)
         g = rng.standard_normal(n).astype(f32)
         state = backend.optimizer_state(name, p, momentum=hyper.get("momentum", 0.0))
@@ -79,9 +79,9 @@ def _kernel_cases(quick):
     for label, name, hyper in [(f"Adam update, {n:.0e} float32", "adam", {}),
                                (f"SGD momentum update, {n:.0e} float32", "sgd",
                                 {"lr": 0.01, "momentum": 0.9})]:
-        cases.append((label, optimizer_case(label, name, hyper, gd.kernels),
-                      optimizer_case(label, name, hyper, gd.reference),
-                      _torch_optimizer(label, name, hyper, n)))
+        cases.append((label, optimizer_case(name, hyper, gd.kernels),
+                      optimizer_case(name, hyper, gd.reference),
+                      _torch_optimizer(name, hyper, n)))
 
     X = rng.standard_normal((128, 784)).astype(f32)
     W = (rng.standard_normal((784, 256)) * 0.05).astype(f32)
@@ -150,7 +150,7 @@ def _torch():
     return torch
 
 
-def _torch_optimizer(label, name, hyper, n):
+def _torch_optimizer(name, hyper, n):
     torch = _torch()
     if torch is None:
         return None

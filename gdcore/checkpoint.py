@@ -1,4 +1,8 @@
-"""Checkpoints: ``net.save(path)`` and ``gd.load(path)``.
+"""Checkpoints: the file format behind ``net.save(path)`` and ``gd.load(path)``.
+
+This module knows the format, not the classes it restores: ``restore`` takes the
+network and history classes from its caller (``gdcore.network.load``), so that
+``gdcore.network`` imports this module and never the reverse.
 
 One ``.npz`` file (a zip of NumPy arrays, read with ``allow_pickle=False``, so loading
 an untrusted file cannot run code) holds:
@@ -21,12 +25,13 @@ import zlib
 
 import numpy as np
 
+from . import _constants
 from . import _validation as v
 from . import optim as _optim
 from . import schedules as _schedules
 from ._io import atomic_write
 
-__all__ = ["save", "load"]
+__all__ = ["save", "restore"]
 
 FORMAT = "gdcore-checkpoint"
 VERSION = 1
@@ -93,7 +98,7 @@ class _Corrupt(ValueError):
 # Bounds on what a checkpoint may make ``load`` read before it is trusted.
 MAX_META_BYTES = 64 << 20      # the JSON metadata (the history grows it: ~100 B/epoch)
 MAX_META_DEPTH = 16            # nesting of the metadata (a real one nests 4 deep)
-MAX_LAYERS = 64                # as the native step
+MAX_LAYERS = _constants.MAX_LAYERS      # as the native step
 # deflate cannot expand more than ~1032:1; a member claiming more lies about its size
 _MAX_DEFLATE_RATIO = 1032
 
@@ -235,12 +240,10 @@ def _read(path):
     return meta, params, state
 
 
-def load(path):
-    """Rebuild the network saved at ``path``, with its optimizer, schedule, generator
-    and epoch count, ready to continue training exactly where it stopped."""
-    from .network import MLP
-    from .training import History
-
+def restore(path, MLP, History):
+    """Rebuild the network saved at ``path`` as an ``MLP`` (the class is given, see the
+    module docstring), with its optimizer, schedule, generator, epoch count and
+    ``History``, ready to continue training exactly where it stopped."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path!r}")

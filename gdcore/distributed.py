@@ -2,7 +2,7 @@
 
 ::
 
-    # mpirun -n 4 python train.py
+    # mpirun -n 4 python examples/mpi_train.py
     from mpi4py import MPI
     import gdcore as gd
     comm = MPI.COMM_WORLD

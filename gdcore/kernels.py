@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from . import _cpu, _openmp
+from . import _constants, _cpu, _openmp
 from . import _validation as v
 from .reference.optimizers import optimizer_state
 
@@ -68,8 +68,8 @@ rmsprop_update = _native.rmsprop_update
 adam_update = _native.adam_update
 adamw_update = _native.adamw_update
 
-_ACT = _native.ACTIVATION_CODES
-_LOSS = _native.LOSS_CODES
+_ACT = {name: code for code, name in enumerate(_constants.ACTIVATIONS)}
+_LOSS = {name: code for code, name in enumerate(_constants.LOSSES)}
 
 
 def activation(name, U, *, out=None, n_threads=None):

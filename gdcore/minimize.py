@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _validation as v
 from . import optim as _optim
-from .reference.gradients import numerical_gradient
+from .gradients import numerical_gradient
 
 __all__ = ["minimize", "MinimizeResult"]
 

@@ -19,14 +19,15 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import _openmp
+from . import _backends, _openmp
+from . import checkpoint as _checkpoint
 from . import _validation as v
 from . import kernels as _kernels
 from . import optim as _optim
-from . import reference as _reference
-from .reference.gradients import numerical_gradient
+from .reference import network as _reference_network
+from .gradients import numerical_gradient
 
-__all__ = ["MLP", "Layer", "gradcheck", "GradcheckResult"]
+__all__ = ["MLP", "Layer", "gradcheck", "GradcheckResult", "load"]
 
 # Output activation paired with each loss, and the pairs a network accepts.  For the
 # canonical pairs the loss delta (Y - T) / B is already dE/dU; for sigmoid with squared
@@ -37,11 +38,8 @@ VALID_PAIRS = {("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy")
                ("sigmoid", "squared_error"), ("identity", "squared_error"),
                ("identity", "mse")}
 HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")
-NOISE_STREAM = 1 << 32
 # Rows per block when the forward pass reads a memory-mapped X (see MLP.forward).
 FORWARD_BLOCK_ROWS = 8192
-_MASK64 = (1 << 64) - 1
-_U64 = np.uint64
 
 
 class Layer:
@@ -56,47 +54,6 @@ class Layer:
 
     def __repr__(self):
         return f"Layer({self.n_in} -> {self.n_out}, {self.activation})"
-
-
-# ---- counter-based random numbers, shared with the native step ------------------
-
-def _splitmix64_int(x):
-    """splitmix64 of one Python int (mod 2^64)."""
-    z = (x + 0x9E3779B97F4A7C15) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
-
-
-def _splitmix64(x):
-    """splitmix64 of a uint64 array (wrapping arithmetic)."""
-    z = x + _U64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
-    return z ^ (z >> _U64(31))
-
-
-def _stream_bits(seed, stream, n, step=1, offset=0):
-    key = _splitmix64_int(seed + stream)
-    counters = (np.arange(n, dtype=np.uint64) * _U64(step) + _U64(offset) + _U64(key))
-    return _splitmix64(counters)
-
-
-def dropout_mask(seed, layer, n, keep):
-    """The keep-mask of ``n`` elements of layer ``layer``'s output for a step seed:
-    element i is kept when the top 53 bits of splitmix64(key + i) fall below
-    keep * 2^53 (key = splitmix64(seed + layer))."""
-    return (_stream_bits(seed, layer, n) >> _U64(11)) < _U64(int(keep * 2.0 ** 53))
-
-
-def gaussian_noise(seed, n):
-    """``n`` standard normal numbers for a step seed, by Box-Muller from hashed
-    uniforms (the native input noise computes the same, up to libm rounding)."""
-    u1 = ((_stream_bits(seed, NOISE_STREAM, n, step=2) >> _U64(11)) + _U64(1)).astype(np.float64)
-    u2 = (_stream_bits(seed, NOISE_STREAM, n, step=2, offset=1) >> _U64(11)).astype(np.float64)
-    u1 *= 2.0 ** -53
-    u2 *= 2.0 ** -53
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(6.283185307179586 * u2)
 
 
 # ---- the network ----------------------------------------------------------------
@@ -200,7 +157,7 @@ class MLP:
         self.output = output
         self.loss_name = loss
         self.dtype = _as_dtype(dtype)
-        self.backend = v.check_name(backend, "backend", ("native", "reference"))
+        self.backend = _backends.check(backend)
         self.dropout = self._check_dropout(dropout, n_hidden)
         inits = self._check_init(init, len(sizes) - 1)
         if seed is not None:
@@ -498,7 +455,7 @@ class MLP:
                 Y[rows] = self.forward(np.asarray(X[rows]), n_threads)
             return Y
         X = self._check_X(X, convert=True)
-        kernels = _kernels if self.backend == "native" else _reference
+        kernels = _backends.kernels_for(self.backend)
         Y = X
         for layer in self.layers:
             Y = kernels.dense_forward(Y, layer.W, layer.b, layer.activation,
@@ -549,7 +506,7 @@ class MLP:
         """The data loss on (X, T) without dropout or regularization."""
         X = self._check_X(X, convert=True)
         T = self._check_T(T, X.shape[0], convert=True)
-        kernels = _kernels if self.backend == "native" else _reference
+        kernels = _backends.kernels_for(self.backend)
         return kernels.loss(self.loss_name, self.forward(X, n_threads), T,
                             n_threads=n_threads)
 
@@ -559,7 +516,7 @@ class MLP:
         X and T are converted as in ``fit``."""
         X = self._check_X(X, convert=True)
         T = self._check_T(T, X.shape[0], convert=True)
-        kernels = _kernels if self.backend == "native" else _reference
+        kernels = _backends.kernels_for(self.backend)
         Y = self.forward(X, n_threads)
         result = {"loss": kernels.loss(self.loss_name, Y, T, n_threads=n_threads)}
         if self.loss_name == "cross_entropy":
@@ -677,8 +634,47 @@ class MLP:
     def save(self, path):
         """Save architecture, parameters and training state atomically (see
         ``gdcore.checkpoint``); ``gd.load(path)`` restores it."""
-        from .checkpoint import save
-        save(self, path)
+        _checkpoint.save(self, path)
+
+    # -- the interface of the training loops (gdcore.training) --------------------
+
+    @property
+    def rng(self):
+        """The network's random generator: it draws the shuffling order and the step
+        seeds of dropout and input noise (``fit(seed=...)`` replaces it)."""
+        return self._rng
+
+    def reseed(self, seed):
+        """Replace the random generator by ``numpy.random.default_rng(seed)``."""
+        self._rng = np.random.default_rng(seed)
+
+    @property
+    def stochastic(self):
+        """Whether a training step draws random numbers of its own (dropout)."""
+        return self._stochastic
+
+    def train_batch(self, X, T, optimizer, l1, l2, input_noise, seed, n_threads):
+        """One training step on a checked batch with a given step ``seed``; returns the
+        batch loss.  The loop body of ``fit``'s Python epochs."""
+        return self._step(X, T, optimizer, True, l1, l2, input_noise, seed, n_threads)
+
+    def native_epoch(self, X, T, order, batch_size, optimizer, seeds, l1, l2, input_noise,
+                     n_threads, lr_at_step=None):
+        """One epoch of steps in one native call (native backend): batches of
+        ``batch_size`` rows of the checked (X, T), gathered in ``order`` (int64 row
+        indices) or taken in place when ``order`` is None, one step seed each from
+        ``seeds`` (uint64, one per step).  Advances the optimizer's step count; returns
+        the sum over batches of batch loss x batch size.  ``lr_at_step``: each step's
+        learning rate as a function of the step index (a per-step schedule)."""
+        n_steps = len(seeds)
+        kind, flags, state = optimizer.native_plan(self.params)
+        scalars = optimizer.native_scalars(n_steps, lr_at_step)
+        ws = self._ensure_workspace(batch_size, noise=bool(input_noise),
+                                    epochs=order is not None)
+        total = ws.epoch(X, T, order, batch_size, kind, flags, scalars, seeds, state, l1, l2,
+                         input_noise, n_threads)
+        optimizer.step_count += n_steps
+        return total
 
     # -- training steps -----------------------------------------------------------
 
@@ -831,50 +827,17 @@ class MLP:
     def _reference_step(self, X, T, optimizer, training, l1, l2, noise, seed, n_threads,
                         sample_weight=None):
         """The native step, written with gdcore.reference kernels."""
-        R = _reference
-        if training and noise:
-            X = X + (noise * gaussian_noise(seed, X.size).reshape(X.shape)).astype(self.dtype)
-        inputs, outputs = [], []
-        layer_in = X
-        for l, layer in enumerate(self.layers):
-            inputs.append(layer_in)
-            Y = R.dense_forward(layer_in, layer.W, layer.b, layer.activation)
-            outputs.append(Y)
-            keep = self._keep[l]
-            if training and keep < 1:
-                mask = dropout_mask(seed, l, Y.size, keep).reshape(Y.shape)
-                layer_in = np.where(mask, Y * self.dtype.type(1 / keep), 0).astype(self.dtype)
-            else:
-                layer_in = Y
-        if sample_weight is None:
-            loss, G = R.loss_delta(self.loss_name, outputs[-1], T)
-        else:
-            from .reference.losses import weighted_loss_delta
-            loss, G = weighted_loss_delta(self.loss_name, outputs[-1], T, sample_weight)
-        for l in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[l]
-            keep = self._keep[l]
-            if training and keep < 1:
-                mask = dropout_mask(seed, l, G.size, keep).reshape(G.shape)
-                G = np.where(mask, G * self.dtype.type(1 / keep), 0).astype(self.dtype)
-            act = self._output_backward if l == len(self.layers) - 1 else layer.activation
-            G, _, _ = R.dense_backward(inputs[l], layer.W, outputs[l], G, act,
-                                       compute_dX=l > 0, dW_out=layer.dW, db_out=layer.db)
-        if l1 or l2:
-            for layer in self.layers:
-                W = layer.W.astype(np.float64)
-                loss += 0.5 * l2 * float(np.sum(W * W)) + l1 * float(np.sum(np.abs(W)))
-                if l2:
-                    layer.dW[...] = layer.dW + self.dtype.type(l2) * layer.W
-                if l1:
-                    layer.dW[...] = layer.dW + self.dtype.type(l1) * np.sign(layer.W)
-        if optimizer is not None:
-            optimizer._ensure_state(self.params)
-            getattr(R, optimizer.kernel)(
-                self.params, self.grads, **optimizer.state,
-                **optimizer._kernel_kwargs(optimizer.step_count + 1))
-            optimizer.step_count += 1
-        return loss
+        return _reference_network.network_step(self, X, T, optimizer, training, l1, l2,
+                                               noise, seed, sample_weight)
+
+
+def load(path):
+    """Rebuild the network saved at ``path`` (by ``MLP.save``), with its optimizer,
+    schedule, generator, epoch count and history, ready to continue training exactly
+    where it stopped.  A missing file raises FileNotFoundError; a corrupt, truncated or
+    foreign one ValueError naming the file (see ``gdcore.checkpoint``)."""
+    from .training import History
+    return _checkpoint.restore(path, MLP, History)
 
 
 GradcheckResult = namedtuple("GradcheckResult", "max_rel_error max_abs_error passed")

@@ -18,33 +18,31 @@ import types
 
 import numpy as np
 
+from . import _backends, _constants
 from . import _validation as v
-from . import kernels as _kernels
 from . import reference as _reference
 from .reference.optimizers import adam_step_scalars
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW"]
 
-_BACKENDS = {"native": _kernels, "reference": _reference}
-
-# Codes of the native train step (gdcore/_network.pxi); same order as there.
-OPT_SGD, OPT_ADAGRAD, OPT_ADADELTA, OPT_RMSPROP, OPT_ADAM = range(5)
-
 
 class Optimizer:
     """Base class: hyperparameters, step count and state of one flat buffer.
 
-    Subclasses define ``kernel`` (the update's name in gdcore.kernels), ``_defaults``
-    (ordered hyperparameter names and torch's defaults), ``_check`` (validation) and
+    Subclasses define ``kernel`` (the update's name in gdcore.kernels), ``_native``
+    (its native update loop, a name of ``gdcore._constants.OPTIMIZERS``, whose scalar
+    and state layouts the native train step reads), ``_defaults`` (ordered
+    hyperparameter names and torch's defaults), ``_check`` (validation) and
     ``_kernel_kwargs`` / ``_native_scalars`` (the per-step arguments).
     """
 
     kernel = None
+    _native = None
     _defaults = {}
     _state_options = ()     # hyperparameters that shape the state (momentum, amsgrad, ...)
 
     def __init__(self, backend="native", **hyperparameters):
-        self.backend = v.check_name(backend, "backend", tuple(_BACKENDS))
+        self.backend = _backends.check(backend)
         self._hyper = self._check(dict(self._defaults, **hyperparameters))
         self._state = {}
         self._step_count = 0
@@ -146,7 +144,7 @@ class Optimizer:
             fresh = not self._state
             try:
                 self._ensure_state(params)
-                update = getattr(_BACKENDS[self.backend], self.kernel)
+                update = getattr(_backends.kernels_for(self.backend), self.kernel)
                 kwargs = self._kernel_kwargs(self._step_count + 1)
                 update(params, grads, **self._state, **kwargs, n_threads=n_threads)
             except BaseException:
@@ -233,6 +231,43 @@ class Optimizer:
 
     # -- native train step ----------------------------------------------------
 
+    # -- the interface of the training loops (gdcore.training) ----------------------
+
+    def snapshot(self):
+        """Copies of the state buffers and the step count, for ``restore``."""
+        return {k: buf.copy() for k, buf in self._state.items()}, self._step_count
+
+    def restore(self, snapshot):
+        """Put back the state and step count a ``snapshot()`` copied (in place, into the
+        same buffers; no state in the snapshot resets the optimizer's)."""
+        state, steps = snapshot
+        if state:
+            for k, buf in state.items():
+                self._state[k][...] = buf
+        elif self._state:
+            self.reset()
+        self._step_count = steps
+
+    def native_plan(self, params):
+        """(kind code, flags, state buffers) of the native train step for ``params``,
+        allocating or checking the state first."""
+        self._ensure_state(params)
+        return self._native_plan()
+
+    def native_scalars(self, n_steps, lr_at_step=None):
+        """The float64 scalars of the next ``n_steps`` steps, (n_steps, N_SCALARS).
+
+        ``lr_at_step``: a function of the step index (the number of updates before the
+        step) giving that step's learning rate, for per-step schedules; ``lr`` is set
+        to each in turn, so it ends at the last step's rate."""
+        first = self._step_count + 1
+        rows = []
+        for step in range(first, first + n_steps):
+            if lr_at_step is not None:
+                self.lr = lr_at_step(step - 1)
+            rows.append(self._native_scalars(step))
+        return np.array(rows, dtype=np.float64).reshape(n_steps, _constants.N_SCALARS)
+
     def _native_plan(self):
         """(kind code, flags, state buffers in kernel order) for the native train step,
         computed once per state."""
@@ -241,11 +276,24 @@ class Optimizer:
         return self._plan
 
     def _make_plan(self):
-        raise NotImplementedError
+        # the state buffers in the slot order of gdcore._constants.OPTIMIZER_STATE; a
+        # missing one is None (the native step checks that the update does not need it)
+        return (_constants.OPTIMIZERS.index(self._native), self._native_flags(),
+                [self._state.get(k) for k in _constants.OPTIMIZER_STATE[self._native]])
+
+    def _native_flags(self):
+        """The integer option flags of the native update loop (0 unless overridden)."""
+        return 0
 
     def _native_scalars(self, step):
-        """The float64 scalars of step ``step`` for the native train step (8 values)."""
+        """The float64 scalars of step ``step`` for the native train step, in the slot
+        order of ``gdcore._constants.OPTIMIZER_SCALARS[self._native]`` (padded with
+        ``_padded`` to ``N_SCALARS`` values)."""
         raise NotImplementedError
+
+    @staticmethod
+    def _padded(values):
+        return tuple(values) + (0.0,) * (_constants.N_SCALARS - len(values))
 
 
 class exclusive:
@@ -292,6 +340,7 @@ class SGD(Optimizer):
     """
 
     kernel = "sgd_update"
+    _native = "sgd"
     _defaults = {"lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0,
                  "nesterov": False}
     _state_options = ("momentum",)
@@ -310,15 +359,15 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         return h
 
-    def _make_plan(self):
-        return OPT_SGD, int(self._hyper["nesterov"]), [self._state.get("momentum_buffer")]
+    def _native_flags(self):
+        return int(self._hyper["nesterov"])
 
     def _native_scalars(self, step):
         # (first step, later steps): only the buffer's initialisation depends on the step
         if self._scalars is None:
             h = self._hyper
             common = (h["lr"], h["momentum"], h["dampening"], h["weight_decay"])
-            self._scalars = (common + (1.0, 0.0, 0.0, 0.0), common + (0.0, 0.0, 0.0, 0.0))
+            self._scalars = (self._padded(common + (1.0,)), self._padded(common + (0.0,)))
         return self._scalars[0] if step == 1 else self._scalars[1]
 
 
@@ -335,6 +384,7 @@ class Adagrad(Optimizer):
     """
 
     kernel = "adagrad_update"
+    _native = "adagrad"
     _defaults = {"lr": 1e-2, "lr_decay": 0.0, "weight_decay": 0.0,
                  "initial_accumulator_value": 0.0, "eps": 1e-10}
     _state_options = ("initial_accumulator_value",)
@@ -351,13 +401,10 @@ class Adagrad(Optimizer):
                           ("initial_accumulator_value", 0.0, False), ("eps", 0.0, True)])
         return h
 
-    def _make_plan(self):
-        return OPT_ADAGRAD, 0, [self._state["state_sum"]]
-
     def _native_scalars(self, step):
         h = self._hyper
         clr = h["lr"] / (1 + (step - 1) * h["lr_decay"])
-        return (clr, h["eps"], h["weight_decay"], 0.0, 0.0, 0.0, 0.0, 0.0)
+        return self._padded((clr, h["eps"], h["weight_decay"]))
 
 
 class Adadelta(Optimizer):
@@ -373,6 +420,7 @@ class Adadelta(Optimizer):
     """
 
     kernel = "adadelta_update"
+    _native = "adadelta"
     _defaults = {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0}
     _uses_step = False
 
@@ -384,13 +432,10 @@ class Adadelta(Optimizer):
         h["rho"] = v.check_float(h["rho"], "rho", 0.0, 1.0)
         return h
 
-    def _make_plan(self):
-        return OPT_ADADELTA, 0, [self._state["square_avg"], self._state["acc_delta"]]
-
     def _native_scalars(self, step):
         if self._scalars is None:
             h = self._hyper
-            self._scalars = (h["lr"], h["rho"], h["eps"], h["weight_decay"], 0.0, 0.0, 0.0, 0.0)
+            self._scalars = self._padded((h["lr"], h["rho"], h["eps"], h["weight_decay"]))
         return self._scalars
 
 
@@ -409,6 +454,7 @@ class RMSprop(Optimizer):
     """
 
     kernel = "rmsprop_update"
+    _native = "rmsprop"
     _defaults = {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0,
                  "momentum": 0.0, "centered": False}
     _state_options = ("momentum", "centered")
@@ -425,15 +471,11 @@ class RMSprop(Optimizer):
         h["centered"] = bool(h["centered"])
         return h
 
-    def _make_plan(self):
-        return (OPT_RMSPROP, 0, [self._state["square_avg"], self._state.get("momentum_buffer"),
-                                 self._state.get("grad_avg")])
-
     def _native_scalars(self, step):
         if self._scalars is None:
             h = self._hyper
-            self._scalars = (h["lr"], h["alpha"], h["eps"], h["weight_decay"], h["momentum"],
-                             0.0, 0.0, 0.0)
+            self._scalars = self._padded((h["lr"], h["alpha"], h["eps"], h["weight_decay"],
+                                          h["momentum"]))
         return self._scalars
 
 
@@ -451,6 +493,7 @@ class Adam(Optimizer):
     """
 
     kernel = "adam_update"
+    _native = "adam"
     _defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
                  "amsgrad": False}
     _state_options = ("amsgrad",)
@@ -467,10 +510,8 @@ class Adam(Optimizer):
         h["amsgrad"] = bool(h["amsgrad"])
         return h
 
-    def _make_plan(self):
-        return (OPT_ADAM, int(self._decoupled),
-                [self._state["exp_avg"], self._state["exp_avg_sq"],
-                 self._state.get("max_exp_avg_sq")])
+    def _native_flags(self):
+        return int(self._decoupled)
 
     def _native_scalars(self, step):
         # the scalars of torch.optim.Adam's single-tensor step, in float64
@@ -478,8 +519,8 @@ class Adam(Optimizer):
         beta1, beta2 = h["betas"]
         step_size, bias_correction2_sqrt = adam_step_scalars(h["lr"], beta1, beta2, step)
         decay_factor = 1 - h["lr"] * h["weight_decay"]
-        return (beta1, beta2, h["eps"], h["weight_decay"], decay_factor, step_size,
-                bias_correction2_sqrt, 0.0)
+        return self._padded((beta1, beta2, h["eps"], h["weight_decay"], decay_factor,
+                             step_size, bias_correction2_sqrt))
 
 
 class AdamW(Adam):

@@ -99,10 +99,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from . import _openmp
+from . import _constants, _openmp
 from . import optim as _optim
 from .network import MLP
-from .training import _step_scalars
 
 try:  # the iprint/disp option of L-BFGS-B as scikit-learn passes it
     from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
@@ -124,6 +123,9 @@ _ACTIVATION = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh",
 _OUTPUT = {"softmax": ("softmax", "cross_entropy"),
            "logistic": ("sigmoid", "binary_cross_entropy"),
            "identity": ("identity", "squared_error")}
+
+# the slot of eps in the native Adam step's scalars
+_ADAM_EPS_SLOT = _constants.OPTIMIZER_SCALARS["adam"].index("eps")
 
 
 class ScikitSGD(_optim.SGD):
@@ -156,7 +158,7 @@ class ScikitAdam(_optim.Adam):
 
     def _native_scalars(self, step):
         scalars = list(super()._native_scalars(step))
-        scalars[2] = self._eps(step)
+        scalars[_ADAM_EPS_SLOT] = self._eps(step)
         return tuple(scalars)
 
     def _kernel_kwargs(self, step):
@@ -420,13 +422,12 @@ class _GDCoreMLP:
         if (n_full and sample_weight is None and not sp.issparse(X)
                 and self._loss_scale == 1.0):
             order64 = order.astype(np.int64) if order is not None else None
-            optimizer._ensure_state(net.params)
+            kind, flags, state = optimizer.native_plan(net.params)
             ws = net._ensure_workspace(batch_size, epochs=order is not None)
-            kind, flags, state = optimizer._native_plan()
             seeds = (net._rng.bit_generator.random_raw(n_full).astype(np.uint64)
                      if net._stochastic else np.zeros(n_full, dtype=np.uint64))
             total = ws.epoch(X, T, order64, batch_size, kind, flags,
-                             _step_scalars(optimizer, n_full), seeds, state, 0.0,
+                             optimizer.native_scalars(n_full), seeds, state, 0.0,
                              self.alpha / batch_size, 0.0,
                              _openmp.resolve(self.n_threads), n_full * batch_size)
             optimizer.step_count += n_full

@@ -184,18 +184,13 @@ def _resolve_optimizer(net, optimizer):
     return optimizer
 
 
-def _step_scalars(optimizer, n_steps, step_schedule=None):
-    """The (n_steps, 8) float64 scalars of the epoch's steps; with a per-step
-    schedule each step's rate is set first, so the optimizer ends at the last one."""
-    first = optimizer.step_count + 1
-    if step_schedule is not None:
-        step_schedule.lr_at(first - 1)       # checks it was started, once per epoch
-    rows = []
-    for step in range(first, first + n_steps):
-        if step_schedule is not None:
-            optimizer.lr = float(step_schedule._rate(step - 1))
-        rows.append(optimizer._native_scalars(step))
-    return np.array(rows, dtype=np.float64).reshape(n_steps, 8)
+def _lr_at_step(optimizer, step_schedule):
+    """The per-step rate function for ``Optimizer.native_scalars`` (None without a
+    per-step schedule); checks once per epoch that the schedule was started."""
+    if step_schedule is None:
+        return None
+    step_schedule.lr_at(optimizer.step_count)
+    return lambda step: float(step_schedule._rate(step))
 
 
 def _set_step_lr(optimizer, step_schedule):
@@ -303,29 +298,23 @@ class _Snapshot:
 
     def __init__(self, net, optimizer):
         self.params = net.params.copy()
-        self.state = {k: buf.copy() for k, buf in optimizer._state.items()}
-        self.steps = optimizer._step_count
+        self.state = optimizer.snapshot()
         self.lr = optimizer.lr
         self.epochs = net.epochs_trained
         self.n_history = len(net.history)
-        self.rng = net._rng.bit_generator.state
+        self.rng = net.rng.bit_generator.state
         schedule = net.lr_schedule
         self.schedule = copy.deepcopy(vars(schedule)) if schedule is not None else None
 
     def restore(self, net, optimizer, history, n_local):
         net.params[...] = self.params
-        if self.state:
-            for k, buf in self.state.items():
-                optimizer._state[k][...] = buf
-        elif optimizer._state:
-            optimizer.reset()
-        optimizer._step_count = self.steps
+        optimizer.restore(self.state)
         if optimizer.lr != self.lr:
             optimizer.lr = self.lr
         net.epochs_trained = self.epochs
         net.history._truncate(self.n_history)
         history._truncate(n_local)
-        net._rng.bit_generator.state = self.rng
+        net.rng.bit_generator.state = self.rng
         if self.schedule is not None:
             vars(net.lr_schedule).clear()
             vars(net.lr_schedule).update(self.schedule)
@@ -411,14 +400,14 @@ def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_spl
             cb.on_train_begin(net, history)
     optimizer = _resolve_optimizer(net, optimizer)
     if seed is not None:
-        net._rng = np.random.default_rng(seed)
+        net.reseed(seed)
     if lr_schedule is not None:
         net.lr_schedule = lr_schedule
     if schedule is not None:
         schedule.start(optimizer.lr)
     step_schedule = schedule if schedule is not None and schedule.unit == "step" else None
 
-    stochastic = bool(input_noise) or net._stochastic
+    stochastic = bool(input_noise) or net.stochastic
     bar = _progress_bar(progress, epochs, net.epochs_trained)
     try:
         for _ in range(epochs):
@@ -432,9 +421,9 @@ def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_spl
                 elif schedule is not None:
                     optimizer.lr = schedule.lr_at(epoch)
                 lr = optimizer.lr
-                order = (net._rng.permutation(N).astype(np.int64)
+                order = (net.rng.permutation(N).astype(np.int64)
                          if shuffle and batch_size is not None and n_steps > 0 else None)
-                seeds = (net._rng.bit_generator.random_raw(n_steps).astype(np.uint64)
+                seeds = (net.rng.bit_generator.random_raw(n_steps).astype(np.uint64)
                          if stochastic else np.zeros(n_steps, dtype=np.uint64))
                 if source is not None:
                     total, N = _stream_epoch(net, source, optimizer, l1, l2, input_noise,
@@ -501,13 +490,8 @@ def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_spl
 
 def _native_epoch(net, X, T, order, B, optimizer, seeds, l1, l2, noise, nt, n_steps,
                   step_schedule=None):
-    optimizer._ensure_state(net.params)
-    ws = net._ensure_workspace(B, noise=bool(noise), epochs=order is not None)
-    kind, flags, state = optimizer._native_plan()
-    scalars = _step_scalars(optimizer, n_steps, step_schedule)
-    total = ws.epoch(X, T, order, B, kind, flags, scalars, seeds, state, l1, l2, noise, nt)
-    optimizer.step_count += n_steps
-    return total
+    return net.native_epoch(X, T, order, B, optimizer, seeds[:n_steps], l1, l2, noise, nt,
+                            lr_at_step=_lr_at_step(optimizer, step_schedule))
 
 
 def _python_epoch(net, X, T, order, B, optimizer, seeds, l1, l2, noise, n_threads,
@@ -520,7 +504,7 @@ def _python_epoch(net, X, T, order, B, optimizer, seeds, l1, l2, noise, n_thread
         rows = order[start:start + B] if order is not None else slice(start, start + B)
         Xb, Tb = np.ascontiguousarray(X[rows]), np.ascontiguousarray(T[rows])
         _set_step_lr(optimizer, step_schedule)
-        value = net._step(Xb, Tb, optimizer, True, l1, l2, noise, int(seeds[k]), n_threads)
+        value = net.train_batch(Xb, Tb, optimizer, l1, l2, noise, int(seeds[k]), n_threads)
         total += value * Xb.shape[0]
         if step_callback is not None:
             step_callback(optimizer.step_count, value)
@@ -566,7 +550,7 @@ def _stream_epoch(net, source, optimizer, l1, l2, noise, stochastic, n_threads,
     """
     params = net.params.copy()
     opt_state = optimizer.state_dict()
-    rng_state = net._rng.bit_generator.state
+    rng_state = net.rng.bit_generator.state
     total, n_samples = 0.0, 0
     try:
         for i, item in enumerate(source()):
@@ -576,9 +560,9 @@ def _stream_epoch(net, source, optimizer, l1, l2, noise, stochastic, n_threads,
                 raise TypeError(f"batch {i} must be a pair (X_batch, T_batch), got "
                                 f"{type(item).__name__}") from None
             Xb, Tb = _check_data(net, Xb, Tb, f"batch {i} X", f"batch {i} T")
-            seed = int(net._rng.bit_generator.random_raw()) if stochastic else 0
+            seed = int(net.rng.bit_generator.random_raw()) if stochastic else 0
             _set_step_lr(optimizer, step_schedule)
-            value = net._step(Xb, Tb, optimizer, True, l1, l2, noise, seed, n_threads)
+            value = net.train_batch(Xb, Tb, optimizer, l1, l2, noise, seed, n_threads)
             total += value * Xb.shape[0]
             n_samples += Xb.shape[0]
             if step_callback is not None:
@@ -592,7 +576,7 @@ def _stream_epoch(net, source, optimizer, l1, l2, noise, stochastic, n_threads,
             optimizer.reset()
         else:
             optimizer.load_state_dict(opt_state)
-        net._rng.bit_generator.state = rng_state
+        net.rng.bit_generator.state = rng_state
         raise
     return total, n_samples
 

@@ -25,11 +25,15 @@ def test_set_and_get_num_threads():
     assert gd.get_num_threads() == max(1, _openmp.max_threads())
 
 
-@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-2, ValueError), (1.5, TypeError),
-                                      ("2", TypeError)])
-def test_set_num_threads_rejects_bad_values(bad, exc):
-    with pytest.raises(exc, match="n"):
+@pytest.mark.parametrize("bad, exc, message", [
+    (0, ValueError, r"^n must be >= 1, got 0$"), (-2, ValueError, r"^n must be >= 1, got -2$"),
+    (1.5, TypeError, r"^n must be a positive integer or None, got 1\.5$"),
+    ("2", TypeError, r"^n must be a positive integer or None, got '2'$")])
+def test_set_num_threads_rejects_bad_values(bad, exc, message):
+    before = gd.get_num_threads()
+    with pytest.raises(exc, match=message):
         gd.set_num_threads(bad)
+    assert gd.get_num_threads() == before          # nothing half-updated
 
 
 def test_default_follows_threadpoolctl_openmp_limit():

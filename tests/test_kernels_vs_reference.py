@@ -17,9 +17,6 @@ import zlib
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 import gdcore.kernels as K
 import gdcore.reference as R
@@ -46,6 +43,35 @@ DENSE_SHAPES = [(0, 3, 4), (3, 0, 4), (3, 4, 0), (0, 0, 0), (1, 1, 1), (1, 7, 5)
 # rows than 256 such chunks hold (the chunks then grow to 157 rows)
 LOSS_SHAPES = [(0, 3), (1, 1), (1, 5), (7, 3), (13, 1), (300, 9), (700, 97), (40000, 2)]
 OPT_SIZES = [0, 1, 17, 200003]
+
+_T = K.THRESHOLDS
+
+
+def threads_used(*works):
+    """[1, 2] when some (work, per-thread threshold) pair gives the kernel two threads,
+    else [1]: below every threshold n_threads=2 takes the 1-thread path, an exact re-run."""
+    return [1, 2] if any(work >= 2 * limit for work, limit in works) else [1]
+
+
+def elementwise_threads(shape):
+    return threads_used((shape[0] * shape[1], _T["elementwise_min_per_thread"]))
+
+
+def dense_threads(shape):
+    n, n_in, n_out = shape
+    return threads_used((n * n_in * n_out, _T["gemm_min_per_thread"]),
+                        (n * n_out, _T["elementwise_min_per_thread"]))
+
+
+def loss_threads(shape):
+    # the row chunks hold at least 128 rows: a second thread needs a second chunk
+    rows, n_out = shape
+    return threads_used((rows * max(n_out, 1) if rows > 128 else 0,
+                         _T["elementwise_min_per_thread"]))
+
+
+def optimizer_threads(n):
+    return threads_used((n, _T["optimizer_min_per_thread"]))
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -143,7 +169,9 @@ def test_all_names_exist_and_cover_the_reference_kernels():
 
 # --- activations -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES, ids=str)
+@pytest.mark.parametrize("shape, n_threads", [
+    pytest.param(s, t, id=f"{s}-{t}thread") for s in ELEMENTWISE_SHAPES
+    for t in elementwise_threads(s)])
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_activation(name, shape, dtype, n_threads):
     rng = _rng("act", name, shape, dtype)
@@ -163,7 +191,9 @@ def test_activation(name, shape, dtype, n_threads):
     np.testing.assert_array_equal(inplace, got)
 
 
-@pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES, ids=str)
+@pytest.mark.parametrize("shape, n_threads", [
+    pytest.param(s, t, id=f"{s}-{t}thread") for s in ELEMENTWISE_SHAPES
+    for t in elementwise_threads(s)])
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_activation_backward(name, shape, dtype, n_threads):
     rng = _rng("actb", name, shape, dtype)
@@ -247,7 +277,8 @@ def _layer(rng, shape, dtype):
 
 
 @pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
-@pytest.mark.parametrize("shape", DENSE_SHAPES, ids=str)
+@pytest.mark.parametrize("shape, n_threads", [
+    pytest.param(s, t, id=f"{s}-{t}thread") for s in DENSE_SHAPES for t in dense_threads(s)])
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_dense_forward(name, shape, with_bias, dtype, n_threads):
     rng = _rng("fwd", name, shape, dtype)
@@ -305,7 +336,8 @@ def _check_backward_result(result, want, shape, name, dtype, compute_dX, D_ref):
 
 
 @pytest.mark.parametrize("compute_dX", [True, False], ids=["dX", "no-dX"])
-@pytest.mark.parametrize("shape", DENSE_SHAPES, ids=str)
+@pytest.mark.parametrize("shape, n_threads", [
+    pytest.param(s, t, id=f"{s}-{t}thread") for s in DENSE_SHAPES for t in dense_threads(s)])
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_dense_backward(name, shape, compute_dX, dtype, n_threads):
     rng = _rng("bwd", name, shape, dtype)
@@ -416,8 +448,9 @@ def _loss_shapes(name, targets):
     return shapes
 
 
-@pytest.mark.parametrize("name, targets, shape", [
-    pytest.param(n, t, s, id=f"{n}-{t}-{s}") for n, t in LOSS_CASES for s in _loss_shapes(n, t)])
+@pytest.mark.parametrize("name, targets, shape, n_threads", [
+    pytest.param(n, t, s, nt, id=f"{n}-{t}-{s}-{nt}thread") for n, t in LOSS_CASES
+    for s in _loss_shapes(n, t) for nt in loss_threads(s)])
 def test_loss_and_loss_delta(name, targets, shape, dtype, n_threads):
     rng = _rng("loss", name, targets, shape, dtype)
     Y, T = _loss_inputs(rng, name, targets, shape, dtype)
@@ -585,10 +618,22 @@ def run_both(name, options, n, dtype, n_threads, contiguous=True, n_steps=5, see
     return p_nat, s_nat
 
 
-@pytest.mark.parametrize("n", OPT_SIZES)
-@pytest.mark.parametrize("name, options", [
-    pytest.param(n, o, id=f"{n}-" + ",".join(f"{k}={v}" for k, v in o.items()))
-    for n, o in OPT_CASES])
+def _optimizer_step_cases():
+    """Every option set on each non-empty size, with two threads where the size uses
+    them; empty buffers once per optimizer (nothing is read or written, whatever the
+    options)."""
+    seen = set()
+    for name, options in OPT_CASES:
+        opt_id = f"{name}-" + ",".join(f"{k}={v}" for k, v in options.items())
+        for n in OPT_SIZES:
+            if n == 0 and name in seen:
+                continue
+            for nt in optimizer_threads(n):
+                yield pytest.param(name, options, n, nt, id=f"{opt_id}-{n}-{nt}thread")
+        seen.add(name)
+
+
+@pytest.mark.parametrize("name, options, n, n_threads", list(_optimizer_step_cases()))
 def test_optimizer_steps_are_bitwise_the_reference(name, options, n, dtype, n_threads):
     p, state = run_both(name, options, n, dtype, n_threads)
     if n > 1:
@@ -634,16 +679,31 @@ def test_optimizer_with_non_finite_and_huge_gradients_is_bitwise_the_reference(
                                           err_msg=f"{key} after step {step}")
 
 
-def test_optimizer_state_is_the_reference_state(dtype):
+# the state buffers an option adds (the others exist whatever the options)
+OPTIONAL_STATE = {"momentum_buffer": "momentum", "grad_avg": "centered",
+                  "max_exp_avg_sq": "amsgrad"}
+
+
+def test_optimizer_state_allocates_exactly_the_update_buffers(dtype):
+    """Both backends share one allocator (K.optimizer_state is R.optimizer_state); what
+    it returns must be the buffers the update takes, per options, fresh and filled."""
+    assert K.optimizer_state is R.optimizer_state
     params = np.linspace(-1, 1, 7).astype(dtype)
     for name, options in OPT_CASES:
         state_kw, _ = split_options(name, options)
-        s_nat = K.optimizer_state(name, params, **state_kw)
-        s_ref = R.optimizer_state(name, params, **state_kw)
-        assert s_nat.keys() == s_ref.keys()
-        for key in s_ref:
-            assert s_nat[key].dtype == dtype
-            np.testing.assert_array_equal(s_nat[key], s_ref[key])
+        state = K.optimizer_state(name, params, **state_kw)
+        signature = inspect.signature(getattr(K, f"{name}_update")).parameters
+        buffers = [k for k in list(signature)[2:]
+                   if signature[k].kind == inspect.Parameter.POSITIONAL_OR_KEYWORD]
+        wanted = {k for k in buffers
+                  if k not in OPTIONAL_STATE or state_kw.get(OPTIONAL_STATE[k])}
+        assert set(state) == wanted, (name, options)
+        fill = state_kw.get("initial_accumulator_value", 0.0)
+        for key, buf in state.items():
+            assert buf.dtype == dtype and buf.shape == params.shape
+            assert not np.shares_memory(buf, params)
+            np.testing.assert_array_equal(buf, np.full(7, fill if key == "state_sum" else 0,
+                                                       dtype), err_msg=f"{name} {key}")
 
 
 def test_sgd_steps_after_the_first_use_the_momentum_rule(dtype):
@@ -659,87 +719,3 @@ def test_sgd_steps_after_the_first_use_the_momentum_rule(dtype):
         K.sgd_update(p_nat, g, b_nat, step=step, lr=0.1, momentum=0.9, dampening=0.2)
         np.testing.assert_array_equal(p_nat, p_ref)
         np.testing.assert_array_equal(b_nat, b_ref)
-
-
-# --- property-based: random shapes and values ------------------------------------------
-
-DTYPE_ST = st.sampled_from([F32, F64])
-THREADS_ST = st.sampled_from([1, 2])
-
-
-@st.composite
-def activation_inputs(draw):
-    dtype = draw(DTYPE_ST)
-    shape = draw(st.tuples(st.integers(0, 9), st.integers(0, 40)))
-    width = 32 if dtype == F32 else 64
-    U = draw(hnp.arrays(dtype, shape, elements=st.floats(-60, 60, width=width)))
-    return U
-
-
-@settings(max_examples=60, deadline=None)
-@given(U=activation_inputs(), name=st.sampled_from(ACTIVATIONS), n_threads=THREADS_ST,
-       seed=st.integers(0, 2**16))
-def test_activation_random(U, name, n_threads, seed):
-    dtype = U.dtype
-    assert_matches(K.activation(name, U, n_threads=n_threads), R.activation(name, U),
-                   activation_tol(name, dtype))
-    Y = R.activation(name, U)
-    dY = np.random.default_rng(seed).normal(size=U.shape).astype(dtype)
-    got = K.activation_backward(name, Y, dY, n_threads=n_threads)
-    want = R.activation_backward(name, Y, dY)
-    if name == "softmax":
-        rtol = 1e-6 if dtype == F32 else 1e-12
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * 10)
-    else:
-        np.testing.assert_array_equal(got, want)
-
-
-LAYER_DIMS = st.tuples(st.integers(0, 40), st.integers(0, 40), st.integers(0, 70))
-
-
-@settings(max_examples=40, deadline=None)
-@given(dims=LAYER_DIMS, name=st.sampled_from(ACTIVATIONS), dtype=DTYPE_ST,
-       n_threads=THREADS_ST, with_bias=st.booleans(), compute_dX=st.booleans(),
-       seed=st.integers(0, 2**16))
-def test_dense_layer_random(dims, name, dtype, n_threads, with_bias, compute_dX, seed):
-    rng = np.random.default_rng(seed)
-    X, W, b = _layer(rng, dims, dtype)
-    b = b if with_bias else None
-    Y = K.dense_forward(X, W, b, name, n_threads=n_threads)
-    np.testing.assert_allclose(Y, R.dense_forward(X, W, b, name), **gemm_tol(dtype, dims[1]))
-    Y = R.dense_forward(X, W, b, name)
-    dY = rng.uniform(-1, 1, Y.shape).astype(dtype)
-    got = K.dense_backward(X, W, Y, dY, name, compute_dX=compute_dX, n_threads=n_threads)
-    want = R.dense_backward(X, W, Y, dY, name, compute_dX=compute_dX)
-    _check_backward_result(got, want, dims, name, dtype, compute_dX,
-                           R.activation_backward(name, Y, dY))
-
-
-@settings(max_examples=40, deadline=None)
-@given(case=st.sampled_from([c for c in LOSS_CASES if c[1] != "soft"]),
-       n_samples=st.integers(0, 300), n_out=st.integers(1, 12), dtype=DTYPE_ST,
-       n_threads=THREADS_ST, seed=st.integers(0, 2**16))
-def test_loss_delta_random(case, n_samples, n_out, dtype, n_threads, seed):
-    name, targets = case
-    if targets == "1-D":
-        n_out = 1
-    Y, T = _loss_inputs(np.random.default_rng(seed), name, targets, (n_samples, n_out), dtype)
-    value, D = K.loss_delta(name, Y, T, n_threads=n_threads)
-    want_value, want_D = R.loss_delta(name, Y, T)
-    np.testing.assert_array_equal(D, want_D)
-    if n_samples == 0:
-        assert np.isnan(value)
-    else:
-        assert value == pytest.approx(want_value, rel=1e-12, abs=1e-300)
-
-
-@settings(max_examples=30, deadline=None)
-@given(n=st.integers(0, 3000), dtype=DTYPE_ST, n_threads=THREADS_ST,
-       lr=st.floats(1e-5, 1.0), beta1=st.floats(0.0, 0.99), beta2=st.floats(0.0, 0.9999),
-       eps=st.floats(1e-12, 1e-2), weight_decay=st.sampled_from([0.0, 1e-3, 0.1, 0.5]),
-       amsgrad=st.booleans(), decoupled=st.booleans(), n_steps=st.integers(1, 6))
-def test_adam_random_hyperparameters(n, dtype, n_threads, lr, beta1, beta2, eps,
-                                     weight_decay, amsgrad, decoupled, n_steps):
-    options = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
-                   amsgrad=amsgrad)
-    run_both("adamw" if decoupled else "adam", options, n, dtype, n_threads, n_steps=n_steps)

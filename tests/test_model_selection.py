@@ -9,10 +9,6 @@ from gdcore import model_selection as ms
 from gdcore.model_selection import (GridSearchResult, cross_validate, grid_search,
                                     kfold_indices, train_val_test_split)
 
-needs_fit = pytest.mark.skipif(
-    not hasattr(gd.MLP, "fit"),
-    reason="MLP.fit is not implemented yet (written concurrently); cross_validate and "
-           "grid_search train networks with it")
 
 
 def numbered(n, n_features=3):
@@ -237,7 +233,6 @@ def linear_data(n=80, seed=0):
 
 # ---- cross_validate -----------------------------------------------------------------
 
-@needs_fit
 def test_cross_validate_scores_each_fold_like_a_manual_run():
     X, T = blobs(60)
     build = lambda: gd.MLP([2, 4, 2], seed=3)  # noqa: E731
@@ -257,7 +252,6 @@ def test_cross_validate_scores_each_fold_like_a_manual_run():
         assert loss == scores["loss"] and accuracy == scores["accuracy"]
 
 
-@needs_fit
 def test_cross_validate_regression_and_fresh_training_objects():
     X, y = linear_data(40)
     opt = gd.optim.SGD(lr=0.05, momentum=0.5)
@@ -275,16 +269,14 @@ def test_cross_validate_bad_build():
     X, T = blobs(20)
     with pytest.raises(TypeError, match="build"):
         cross_validate("mlp", X, T)
-    if hasattr(gd.MLP, "fit"):
-        with pytest.raises(TypeError, match="gdcore.MLP"):
-            cross_validate(lambda: None, X, T, k=2)
+    with pytest.raises(TypeError, match="gdcore.MLP"):
+        cross_validate(lambda: None, X, T, k=2)
     with pytest.raises(ValueError, match="k"):
         cross_validate(lambda: gd.MLP([2, 2]), X, T, k=1)
 
 
 # ---- grid_search --------------------------------------------------------------------
 
-@needs_fit
 def test_grid_search_better_lr_wins_on_separable_data():
     X, T = blobs(120)
     result = grid_search({"lr": [1e-6, 0.5], "optimizer": ["sgd"]}, X, T, epochs=15,
@@ -300,7 +292,6 @@ def test_grid_search_better_lr_wins_on_separable_data():
     assert net.layer_sizes == [2, *ms.DEFAULT_HIDDEN, 2] and net.dtype == np.float32
 
 
-@needs_fit
 def test_grid_search_table_one_row_per_combination_sorted():
     X, T = blobs(80, seed=1)
     Xv, Tv = blobs(40, seed=2)
@@ -324,7 +315,6 @@ def test_grid_search_table_one_row_per_combination_sorted():
     assert result.param_names == ["lr", "hidden", "l2"]
 
 
-@needs_fit
 def test_grid_search_format_table():
     X, T = blobs(40)
     result = grid_search({"lr": [0.01, 0.1], "activation": ["tanh", "relu"]}, X, T,
@@ -343,7 +333,6 @@ def test_grid_search_format_table():
     assert "GridSearchResult(4 combinations" in repr(result)
 
 
-@needs_fit
 def test_grid_search_validation_split_is_the_seeded_stratified_split():
     X, T = blobs(50)
     T[:20] = 0
@@ -360,7 +349,6 @@ def test_grid_search_validation_split_is_the_seeded_stratified_split():
     assert [r["val_loss"] for r in a.table] != [r["val_loss"] for r in d.table]
 
 
-@needs_fit
 def test_grid_search_regression_and_optimizers():
     X, y = linear_data(60)
     grid = [{"optimizer": ["sgd", "rmsprop"], "momentum": [0.0, 0.5], "lr": [0.01]},
@@ -377,7 +365,6 @@ def test_grid_search_regression_and_optimizers():
     assert r32.best_net.dtype == np.float32
 
 
-@needs_fit
 def test_grid_search_with_build_gets_architecture_params_only():
     X, T = blobs(40)
     calls = []
@@ -398,7 +385,6 @@ def test_grid_search_with_build_gets_architecture_params_only():
         grid_search({"lr": [0.1]}, X, T, build=lambda **p: "net", epochs=1)
 
 
-@needs_fit
 def test_grid_search_keeps_given_optimizer_and_schedule_unused():
     X, T = blobs(40)
     opt = gd.optim.SGD(lr=0.3, momentum=0.9, nesterov=True)

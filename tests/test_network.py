@@ -7,7 +7,7 @@ import pytest
 
 import gdcore as gd
 from gdcore import optim
-from gdcore.network import dropout_mask
+from gdcore.reference.network import dropout_mask
 
 PAIRS = [("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy"),
          ("sigmoid", "squared_error"), ("identity", "squared_error"), ("identity", "mse")]

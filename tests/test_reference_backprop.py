@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import gdcore.reference as ref
-from gdcore.reference import numerical_gradient
+from gdcore import numerical_gradient
 
 ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "softmax"]
 

@@ -506,10 +506,7 @@ def test_public_names():
         assert hasattr(schedules, name)
 
 
-# ---- with MLP.fit (skipped until it exists) -----------------------------------------
-
-needs_fit = pytest.mark.skipif(not hasattr(gd.MLP, "fit"),
-                               reason="MLP.fit is not implemented yet")
+# ---- with MLP.fit ----------------------------------------------------------------------
 
 
 def _blobs(n=64):
@@ -519,7 +516,6 @@ def _blobs(n=64):
     return X.astype(np.float32), T
 
 
-@needs_fit
 def test_fit_uses_the_schedule_across_fit_calls():
     X, T = _blobs()
     net = gd.MLP([2, 4, 2], seed=0)
@@ -532,7 +528,6 @@ def test_fit_uses_the_schedule_across_fit_calls():
     assert schedule.base_lr == 0.2
 
 
-@needs_fit
 def test_fit_plateau_follows_the_training_loss_without_validation(tmp_path):
     X, T = _blobs()
     net = gd.MLP([2, 4, 2], seed=1)

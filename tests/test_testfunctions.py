@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from gdcore import testfunctions as tf
-from gdcore.reference import numerical_gradient
+from gdcore import numerical_gradient
 
 ALL = list(tf.FUNCTIONS.values())
 WITH_MINIMA = [f for f in ALL if f.minima]

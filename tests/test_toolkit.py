@@ -105,7 +105,9 @@ def test_every_optimizer_reaches_rosenbrocks_minimum(name):
     make, budget, tolerance = ROSENBROCK[name]
     result = gd.minimize(rosenbrock, np.array([-1.5, 2.0]), grad=rosenbrock.gradient,
                          optimizer=make(), tol=1e-4, max_iter=budget)
-    assert result.nit <= budget
+    # within the budget: converged early, or (Adadelta, slow on Rosenbrock) used it all
+    assert result.nit == budget or (result.converged and result.nit < budget), (name, result)
+    assert result.converged == (result.nit < budget)
     assert np.max(np.abs(result.x - 1.0)) <= tolerance, (name, result.x, result.nit)
 
 

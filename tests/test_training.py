@@ -247,6 +247,15 @@ def test_l2_shrinks_the_weights_and_spares_the_biases():
         norms[l2] = sum(float(np.sum(layer.W.astype(np.float64) ** 2)) for layer in net.layers)
         biases[l2] = net.layers[0].b.copy()
     assert norms[0.05] < 0.7 * norms[0.0]
+    # one step from the same parameters: the penalty changes the weights' update only
+    after = {}
+    for l2 in (0.0, 0.05):
+        net = gd.MLP([4, 32, 3], seed=0)
+        net.train_step(X[:16], y[:16], optim.SGD(lr=0.1), l2=l2)
+        after[l2] = net
+    for a, b in zip(after[0.0].layers, after[0.05].layers):
+        np.testing.assert_array_equal(a.b, b.b)
+        assert not np.array_equal(a.W, b.W)
 
 
 def test_penalties_enter_loss_and_gradient_exactly(rng):
@@ -356,9 +365,13 @@ def test_step_callback_sees_every_step_with_identical_results():
 def test_history_records_lr_and_time():
     X, y = _blobs(n=30)
     net = gd.MLP([4, 5, 3])
+    started = time.perf_counter()
     history = net.fit(X, y, epochs=2, optimizer=optim.SGD(lr=0.3), progress=False)
+    elapsed = time.perf_counter() - started
     assert history.lr == [0.3, 0.3]
-    assert all(s > 0 for s in history.seconds)
+    # each epoch's own duration: positive, and together within the call's
+    assert len(history.seconds) == 2 and all(s > 0 for s in history.seconds)
+    assert sum(history.seconds) <= elapsed
     assert history.val_loss == [None, None]
 
 

@@ -1,12 +1,12 @@
 """Thread pools in one process: gdcore's OpenMP threads next to NumPy's OpenBLAS.
 
-The oversubscription scenario of BUILD.md: 200 rounds, each a native ``adam_update``
+The oversubscription scenario (README, "Threads and instruction sets"): 200 rounds, each a native ``adam_update``
 on 2e5 float32 elements (gdcore's OpenMP threads) followed by ``np.matmul`` of two
 192x192 float32 matrices (NumPy's own OpenBLAS, left at its default thread count),
 timed as one call.  ``time_adam_only`` and ``time_gemm_only`` run the same rounds with
 one half each: ``time_interleaved`` should be close to their sum.  When idle workers
 of one pool spin while the other pool works, the interleaved time is many times the
-sum (BUILD.md measured 1.7-2.0 s against ~30 ms).
+sum (measured at 1.7-2.0 s against ~30 ms).
 """
 import numpy as np
 

@@ -1,16 +1,21 @@
 """Plain NumPy twins of every native kernel: the oracle in tests and the baseline in
 benchmarks.  Same names and signatures as ``gdcore.kernels``; ``n_threads`` is accepted
-and ignored.  The docstrings carry the equations."""
+and ignored.  The docstrings carry the equations.
+
+One module per native module (``gdcore/_<name>.pxi``): ``activations``, ``dense``,
+``losses``, ``optimizers`` and ``network`` (the network's training step, its dropout
+masks and its input-noise stream).
+"""
+from . import network
 from .activations import activation, activation_backward
 from .dense import dense_backward, dense_forward
-from .gradients import numerical_gradient
 from .losses import loss, loss_delta
 from .optimizers import (adadelta_update, adagrad_update, adam_update, adamw_update,
                          optimizer_state, rmsprop_update, sgd_update)
 
 __all__ = [
     "activation", "activation_backward", "dense_forward", "dense_backward",
-    "loss", "loss_delta", "numerical_gradient", "optimizer_state",
+    "loss", "loss_delta", "optimizer_state",
     "sgd_update", "adagrad_update", "adadelta_update", "rmsprop_update",
     "adam_update", "adamw_update",
 ]

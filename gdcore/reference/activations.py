@@ -13,6 +13,8 @@ import numpy as np
 
 from .. import _validation as v
 
+__all__ = ["activation", "activation_backward"]
+
 
 def _sigmoid(U, out):
     # Stable for any |u|: exp only ever sees -|u| <= 0, so it cannot overflow.

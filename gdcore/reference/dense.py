@@ -9,6 +9,8 @@ import numpy as np
 from .. import _validation as v
 from .activations import activation as _activation, activation_backward
 
+__all__ = ["dense_forward", "dense_backward"]
+
 
 def dense_forward(X, W, b, activation, *, out=None, n_threads=None):
     """Y = f(X @ W + b).

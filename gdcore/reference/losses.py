@@ -24,6 +24,8 @@ import numpy as np
 
 from .. import _validation as v
 
+__all__ = ["loss", "loss_delta"]
+
 
 def _log_clipped(P):
     P = P.astype(np.float64)

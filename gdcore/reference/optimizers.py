@@ -14,6 +14,9 @@ import numpy as np
 
 from .. import _validation as v
 
+__all__ = ["optimizer_state", "sgd_update", "adagrad_update", "adadelta_update",
+           "rmsprop_update", "adam_update", "adamw_update"]
+
 
 def _lerp_(start, end, weight):
     """start <- start + weight (end - start), as torch.lerp_ computes it: the weight

@@ -7,25 +7,6 @@
 # shifted row, a sum accumulated in double, one division per element.  Work below
 # ELEMENTWISE_MIN_PER_THREAD elements runs on one thread.
 
-cdef enum:
-    ACT_IDENTITY = 0
-    ACT_SIGMOID = 1
-    ACT_TANH = 2
-    ACT_RELU = 3
-    ACT_SOFTMAX = 4
-
-ACTIVATION_CODES = {"identity": ACT_IDENTITY, "sigmoid": ACT_SIGMOID, "tanh": ACT_TANH,
-                    "relu": ACT_RELU, "softmax": ACT_SOFTMAX}
-
-cdef enum:
-    # An elementwise pass costs ~0.1-1 ns per element; below this many elements per
-    # thread a second thread costs more to wake than it saves.  Softmax and the
-    # backward passes use the same rule.
-    ELEMENTWISE_MIN_PER_THREAD = 32768
-    # A thread's range starts on a 64-byte boundary.
-    ALIGN_ELEMENTS = 16
-
-
 cdef inline floating act_value(int act, floating u) noexcept nogil:
     """f(u) for the elementwise activations (all but softmax)."""
     cdef floating zero = 0
@@ -124,7 +105,7 @@ cdef void activation_core(int act, const floating* U, floating* Y, Py_ssize_t n_
     if nt == 1:
         activation_range(act, U, Y, 0, n)
         return
-    block = ((n + nt - 1) // nt + ALIGN_ELEMENTS - 1) // ALIGN_ELEMENTS * ALIGN_ELEMENTS
+    block = thread_block(n, nt)
     for t in prange(nt, schedule='static', num_threads=nt):
         activation_range(act, U, Y, min(t * block, n), min((t + 1) * block, n))
 
@@ -181,7 +162,7 @@ cdef void activation_backward_core(int act, const floating* Y, const floating* d
     if nt == 1:
         activation_backward_range(act, Y, dY, D, 0, n)
         return
-    block = ((n + nt - 1) // nt + ALIGN_ELEMENTS - 1) // ALIGN_ELEMENTS * ALIGN_ELEMENTS
+    block = thread_block(n, nt)
     for t in prange(nt, schedule='static', num_threads=nt):
         activation_backward_range(act, Y, dY, D, min(t * block, n), min((t + 1) * block, n))
 

@@ -1,7 +1,7 @@
 """Numerical gradients by central differences."""
 import numpy as np
 
-from .. import _validation as v
+from . import _validation as v
 
 
 def numerical_gradient(f, x, h=1e-5):

@@ -1,0 +1,120 @@
+"""NumPy twin of the native network step (``gdcore/_network.pxi``): the step, its
+dropout masks and its input-noise stream.
+
+Random numbers come from a counter-based hash of (step seed, stream, element index),
+splitmix64: dropout of layer l draws from stream l, the input noise from stream
+``NOISE_STREAM`` (``gdcore._constants``), so they do not depend on the thread count and
+this module reproduces the native masks bit for bit (the noise up to libm rounding).
+"""
+import numpy as np
+
+from .. import _constants
+from . import optimizers
+from .dense import dense_backward, dense_forward
+from .losses import loss_delta, weighted_loss_delta
+
+__all__ = ["network_step", "dropout_mask", "gaussian_noise"]
+
+NOISE_STREAM = _constants.NOISE_STREAM
+_MASK64 = (1 << 64) - 1
+_U64 = np.uint64
+
+
+def _splitmix64_int(x):
+    """splitmix64 of one Python int (mod 2^64)."""
+    z = (x + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def _splitmix64(x):
+    """splitmix64 of a uint64 array (wrapping arithmetic)."""
+    z = x + _U64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+    return z ^ (z >> _U64(31))
+
+
+def _stream_bits(seed, stream, n, step=1, offset=0):
+    key = _splitmix64_int(seed + stream)
+    counters = (np.arange(n, dtype=np.uint64) * _U64(step) + _U64(offset) + _U64(key))
+    return _splitmix64(counters)
+
+
+def dropout_mask(seed, layer, n, keep):
+    """The keep-mask of ``n`` elements of layer ``layer``'s output for a step seed:
+    element i is kept when the top 53 bits of splitmix64(key + i) fall below
+    keep * 2^53 (key = splitmix64(seed + layer))."""
+    return (_stream_bits(seed, layer, n) >> _U64(11)) < _U64(int(keep * 2.0 ** 53))
+
+
+def gaussian_noise(seed, n):
+    """``n`` standard normal numbers for a step seed, by Box-Muller from hashed
+    uniforms (the native input noise computes the same, up to libm rounding)."""
+    u1 = ((_stream_bits(seed, NOISE_STREAM, n, step=2) >> _U64(11)) + _U64(1)).astype(np.float64)
+    u2 = (_stream_bits(seed, NOISE_STREAM, n, step=2, offset=1) >> _U64(11)).astype(np.float64)
+    u1 *= 2.0 ** -53
+    u2 *= 2.0 ** -53
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(6.283185307179586 * u2)
+
+
+def network_step(net, X, T, optimizer, training, l1, l2, noise, seed, sample_weight=None):
+    """One training step of the MLP ``net`` on checked X, T, as the native
+    ``NetworkWorkspace.step`` computes it, with the kernels of this package.
+
+    The forward pass adds ``noise * gaussian_noise(seed, ...)`` to the inputs and applies
+    inverted dropout with ``dropout_mask(seed, layer, ...)`` when ``training``; the loss
+    and its delta (sample-weighted when ``sample_weight`` is given) go back through the
+    layers into ``net.grads``; the l2 and l1 penalties act on the weights only (never
+    the biases) and are added to the returned loss; then, with an ``optimizer``, its
+    update runs on ``net.params`` and its step count advances.  ``optimizer`` None
+    computes only the gradient.
+
+    Returns
+    -------
+    float
+        The batch loss (with the penalties).
+    """
+    if training and noise:
+        X = X + (noise * gaussian_noise(seed, X.size).reshape(X.shape)).astype(net.dtype)
+    inputs, outputs = [], []
+    layer_in = X
+    for l, layer in enumerate(net.layers):
+        inputs.append(layer_in)
+        Y = dense_forward(layer_in, layer.W, layer.b, layer.activation)
+        outputs.append(Y)
+        keep = net._keep[l]
+        if training and keep < 1:
+            mask = dropout_mask(seed, l, Y.size, keep).reshape(Y.shape)
+            layer_in = np.where(mask, Y * net.dtype.type(1 / keep), 0).astype(net.dtype)
+        else:
+            layer_in = Y
+    if sample_weight is None:
+        loss, G = loss_delta(net.loss_name, outputs[-1], T)
+    else:
+        loss, G = weighted_loss_delta(net.loss_name, outputs[-1], T, sample_weight)
+    for l in range(len(net.layers) - 1, -1, -1):
+        layer = net.layers[l]
+        keep = net._keep[l]
+        if training and keep < 1:
+            mask = dropout_mask(seed, l, G.size, keep).reshape(G.shape)
+            G = np.where(mask, G * net.dtype.type(1 / keep), 0).astype(net.dtype)
+        act = net._output_backward if l == len(net.layers) - 1 else layer.activation
+        G, _, _ = dense_backward(inputs[l], layer.W, outputs[l], G, act,
+                                 compute_dX=l > 0, dW_out=layer.dW, db_out=layer.db)
+    if l1 or l2:
+        for layer in net.layers:
+            W = layer.W.astype(np.float64)
+            loss += 0.5 * l2 * float(np.sum(W * W)) + l1 * float(np.sum(np.abs(W)))
+            if l2:
+                layer.dW[...] = layer.dW + net.dtype.type(l2) * layer.W
+            if l1:
+                layer.dW[...] = layer.dW + net.dtype.type(l1) * np.sign(layer.W)
+    if optimizer is not None:
+        optimizer._ensure_state(net.params)
+        getattr(optimizers, optimizer.kernel)(
+            net.params, net.grads, **optimizer.state,
+            **optimizer._kernel_kwargs(optimizer.step_count + 1))
+        optimizer.step_count += 1
+    return loss
