@@ -1,7 +1,7 @@
 """The native training step on two threads, at sizes where it really splits its work.
 
 The step runs on one thread unless its largest layer GEMM (batch x n_in x n_out
-multiply-adds) gives every thread at least ``gemm_min_per_thread`` of work (see
+multiply-adds) gives every thread at least ``step_gemm_min_per_thread`` of work (see
 net_step); each layer then splits again by its own size.  Every case here is checked
 to be above that rule first, so a change of the thresholds cannot quietly turn these
 into 1-thread tests.  Results are compared with the NumPy reference backend, and the
@@ -17,7 +17,7 @@ from gdcore.kernels import THRESHOLDS
 pytestmark = pytest.mark.skipif(not _openmp.openmp_enabled(),
                                 reason="built without OpenMP: every step is serial")
 
-GEMM_MIN = THRESHOLDS["gemm_min_per_thread"]
+GEMM_MIN = THRESHOLDS["step_gemm_min_per_thread"]
 
 
 def layer_threads(batch, n_in, n_out, n_threads, with_dx=True):
@@ -153,3 +153,68 @@ def test_elementwise_parts_of_the_step_do_not_depend_on_the_thread_count(dtype):
     l1, d1 = kernels.loss_delta("cross_entropy", P, labels, n_threads=1)
     l2, d2 = kernels.loss_delta("cross_entropy", P, labels, n_threads=2)
     assert l1 == l2 and np.array_equal(d1, d2)
+
+
+# ---- the stall guard: threaded steps that do not pay run solo, with the same bits ----
+
+def _workspace(net, X, T, opt):
+    net.train_step(X, T, opt, n_threads=2)
+    return net._workspace
+
+
+def test_solo_and_team_runs_of_the_same_blocks_give_the_same_bits(dtype):
+    sizes, batch = CASES[0]
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((batch, sizes[0])).astype(dtype)
+    T = rng.integers(0, sizes[-1], batch)
+    results = []
+    for solo in (True, False):
+        net = gd.MLP(sizes, activation="relu", dtype=dtype, seed=2)
+        opt = optim.Adam(lr=1e-3)
+        ws = _workspace(net, X, T, opt)
+        losses = []
+        for _ in range(4):
+            ws.hold_solo(1000 if solo else 0)
+            losses.append(net.train_step(X, T, opt, n_threads=2))
+        if solo:     # (a team step may have been judged slow: hold_solo(0) resets it)
+            assert ws.stall_guard()["solo_left"] == 999
+        results.append((losses, net.params.copy(), opt.state["exp_avg"].copy()))
+    assert results[0][0] == results[1][0]
+    assert np.array_equal(results[0][1], results[1][1])
+    assert np.array_equal(results[0][2], results[1][2])
+
+
+def test_stall_guard_calibrates_then_backs_off_and_recovers():
+    sizes, batch = CASES[0]
+    net = gd.MLP(sizes, activation="relu", dtype="float32", seed=2)
+    opt = optim.SGD(lr=0.01)
+    X = np.random.default_rng(0).standard_normal((batch, sizes[0])).astype("float32")
+    T = np.zeros(batch, dtype=np.int64)
+    ws = _workspace(net, X, T, opt)
+    state = ws.stall_guard()
+    # the first steps of a batch size run solo to time it
+    assert state["batch"] == batch and state["best_solo_ns"] > 0
+    assert state["solo_left"] == 1
+    net.train_step(X, T, opt, n_threads=2)
+    assert ws.stall_guard()["solo_left"] == 0
+    # the rule, on recorded timings relative to the fastest solo step
+    best = ws.stall_guard()["best_solo_ns"]
+    ws.record_step(batch, 2, best // 2)                    # the team pays
+    assert ws.stall_guard()["solo_left"] == 0
+    ws.record_step(batch, 2, 3 * best + 10**7)             # a stalled worker
+    assert ws.stall_guard()["solo_left"] == ws.stall_guard()["backoff"] == 8
+    ws.record_step(batch, 2, best * 12 // 10 + 10**5)      # slower than solo: again
+    assert ws.stall_guard()["solo_left"] == ws.stall_guard()["backoff"] == 16
+    for left in range(16, 0, -1):                          # the held steps run solo
+        assert ws.stall_guard()["solo_left"] == left
+        net.train_step(X, T, opt, n_threads=2)
+    assert ws.stall_guard()["solo_left"] == 0
+    ws.record_step(batch, 2, ws.stall_guard()["best_solo_ns"] // 2)
+    assert ws.stall_guard()["backoff"] == 8 and ws.stall_guard()["solo_left"] == 0
+    ws.record_step(batch + 1, 1, 5)                        # a new size starts afresh
+    assert ws.stall_guard()["batch"] == batch + 1 and ws.stall_guard()["backoff"] == 0
+    assert ws.stall_guard()["best_solo_ns"] == 5
+    # a 1-thread step is never held or timed
+    before = ws.stall_guard()
+    net.train_step(X, T, opt, n_threads=1)
+    assert ws.stall_guard() == before
