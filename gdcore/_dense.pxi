@@ -82,7 +82,7 @@ cdef void dense_forward_core(int act, const floating* X,      # IN (n_samples, n
         return
     nt = threads_for(n_threads, n_samples * max(n_in, 1) * n_out, gemm_min)
     nt = <int>min(<Py_ssize_t>nt, n_samples)
-    if nt == 1:
+    if nt <= 1:
         dense_forward_rows(act, X, W, b, Y, 0, n_samples, n_in, n_out)
         return
     block = ceil_div(n_samples, nt)
@@ -182,7 +182,7 @@ cdef void dense_backward_core(int act, const floating* X,     # IN (n_samples, n
     D = delta_and_bias_grad(act, Y, dY, delta, db, n_samples, n_out, team)
     nt = threads_for(n_threads, work, gemm_min)
     nt = <int>min(<Py_ssize_t>nt, max(n_in, n_samples))
-    if nt == 1:
+    if nt <= 1:
         weight_input_grads_part(X, W, D, dW, dX, n_samples, n_in, n_out,
                                 0, n_in, 0, n_samples)
         return
