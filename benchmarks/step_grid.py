@@ -8,7 +8,8 @@ them alike; each round times a block of calls and the figure is the median over 
 of the per-call time (us).  The reference gets exactly n BLAS threads through
 threadpoolctl.  ``--contention`` instead measures the stall bound: the mean time of a
 2-thread native step while a busy process is pinned to one core, against the mean of a
-quiet 1-thread step.  Run it once as is and once under
+quiet 1-thread step, and beside 1-thread steps of a twin net alternating with it under
+the same busy process.  Run it once as is and once under
 ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` (the kernel OpenBLAS picks is printed).
 """
 import argparse
@@ -71,30 +72,34 @@ def contention(args):
              ("784-256-128-10_relu", 128, "sgd", "float32"),
              ("784-256-128-10_relu", 512, "sgd", "float32"),
              ("784-15-10_sigmoid", 512, "sgd", "float32")]
-    print(f"{'case':42s} {'quiet 1T':>9s} {'busy 2T':>9s} {'busy 1T':>9s} {'ratio':>6s}"
-          "   (means, us; ratio = busy 2T / quiet 1T, bound 1.2)")
+    print(f"{'case':42s} {'quiet 1T':>9s} {'busy 2T':>9s} {'busy 1T':>9s} {'ratio':>6s} "
+          f"{'2T/1T':>6s}   (means, us; ratio = busy 2T / quiet 1T, bound 1.2; "
+          "2T/1T: both busy, interleaved)")
     for net_name, batch, opt_name, dtype in cases:
         with blas_limits(1):
-            net, opt, X, T = make_case("native", net_name, batch, opt_name, dtype)
-            calls = _calls_for(_block(net, opt, X, T, {"n_threads": 1}, 3))
+            # one net per thread count, so each keeps its own stall-guard state; the
+            # busy 2-thread and 1-thread steps alternate, so both see the same load
+            one = make_case("native", net_name, batch, opt_name, dtype)
+            two = make_case("native", net_name, batch, opt_name, dtype)
+            calls = _calls_for(_block(*one, {"n_threads": 1}, 3))
             n = max(200, calls * 20)
-            quiet = statistics.mean(_block(net, opt, X, T, {"n_threads": 1}, 1)
-                                    for _ in range(n))
+            quiet = statistics.mean(_block(*one, {"n_threads": 1}, 1) for _ in range(n))
             busy = subprocess.Popen([sys.executable, "-c",
                                      "import os; os.sched_setaffinity(0, {1})\n"
                                      "while True: pass"])
+            busy1, busy2 = [], []
             try:
                 time.sleep(0.3)
-                busy2 = statistics.mean(_block(net, opt, X, T, {"n_threads": 2}, 1)
-                                        for _ in range(n))
-                busy1 = statistics.mean(_block(net, opt, X, T, {"n_threads": 1}, 1)
-                                        for _ in range(n))
+                for _ in range(n):
+                    busy2.append(_block(*two, {"n_threads": 2}, 1))
+                    busy1.append(_block(*one, {"n_threads": 1}, 1))
             finally:
                 busy.kill()
                 busy.wait()
+        busy1, busy2 = statistics.mean(busy1), statistics.mean(busy2)
         name = f"{net_name} B{batch} {opt_name} {dtype}"
         print(f"{name:42s} {quiet * 1e6:9.1f} {busy2 * 1e6:9.1f} {busy1 * 1e6:9.1f} "
-              f"{busy2 / quiet:6.2f}", flush=True)
+              f"{busy2 / quiet:6.2f} {busy2 / busy1:6.2f}", flush=True)
 
 
 def main():
