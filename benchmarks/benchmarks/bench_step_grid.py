@@ -66,7 +66,9 @@ class TimeStepGrid:
         self.net, self.opt, self.X, self.T = make_case(backend_name, network, batch,
                                                        opt_name, dtype)
         self.kwargs = {"n_threads": n_threads} if backend_name == "native" else {}
-        for _ in range(3):   # workspace, optimizer state, warm caches
+        # workspace, optimizer state, and the stall guard's two solo steps that time a
+        # new batch size: the timed step is the fourth, threaded in 2-thread rows
+        for _ in range(3):
             self.net.train_step(self.X, self.T, self.opt, **self.kwargs)
 
     def teardown(self, *params):
