@@ -56,10 +56,15 @@ OPTIMIZER_MIN_PER_THREAD = 65536
 # Multiply-adds per thread below which a GEMM stays on one thread (~25-40 us of
 # single-core SGEMM): a 784-256 layer gets a second thread from batch 20 up.
 GEMM_MIN_PER_THREAD = 4000000
+# The same inside the training step, whose stall guard (team_for_step in _network.pxi)
+# runs a step on one thread whenever the team does not beat one thread: a 784-256 layer
+# splits from batch 6 up, 784-15 from batch 171.
+STEP_GEMM_MIN_PER_THREAD = 1000000
 THRESHOLDS = {
     "elementwise_min_per_thread": ELEMENTWISE_MIN_PER_THREAD,  # elements
     "optimizer_min_per_thread": OPTIMIZER_MIN_PER_THREAD,      # elements of a step
     "gemm_min_per_thread": GEMM_MIN_PER_THREAD,                # multiply-adds of a layer
+    "step_gemm_min_per_thread": STEP_GEMM_MIN_PER_THREAD,      # the same in a train step
 }
 
 # ---- limits ---------------------------------------------------------------------------
@@ -82,6 +87,7 @@ def c_names():
               ("ELEMENTWISE_MIN_PER_THREAD", ELEMENTWISE_MIN_PER_THREAD),
               ("OPTIMIZER_MIN_PER_THREAD", OPTIMIZER_MIN_PER_THREAD),
               ("GEMM_MIN_PER_THREAD", GEMM_MIN_PER_THREAD),
+              ("STEP_GEMM_MIN_PER_THREAD", STEP_GEMM_MIN_PER_THREAD),
               ("MAX_LAYERS", MAX_LAYERS)]
     return items
 

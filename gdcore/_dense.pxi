@@ -24,6 +24,16 @@
 #
 # The caller switches BLAS to one thread around these cores (blas_threads_single), so
 # only gdcore's OpenMP threads run.
+#
+# Blocks and team: the thread count a core is given fixes its blocks (row blocks of Y
+# and dX, row blocks of dW), and the blocks fix the bits, since each block is one GEMM
+# whatever thread runs it.  ``team`` says who runs them: the OpenMP team, or (team 1)
+# the calling thread one block after the other.  The training step uses that to fall
+# back to one thread when its team stalls, without changing its results; for a given
+# thread count a step is bitwise reproducible.  Between thread counts the GEMM blocks
+# differ (float32 dW and dX then differ in the last bits; float64 was bitwise equal on
+# the shapes measured); the delta, the bias gradient, the loss and the optimizer
+# update never depend on the thread count.
 
 cdef enum:
     # Columns per block of the fused delta / bias-gradient pass (its double
@@ -49,17 +59,25 @@ cdef void dense_forward_core(int act, const floating* X,      # IN (n_samples, n
                              const floating* b,                # IN (n_out,) or NULL
                              floating* Y,                      # OUT (n_samples, n_out)
                              Py_ssize_t n_samples, Py_ssize_t n_in, Py_ssize_t n_out,
-                             int n_threads) noexcept nogil:
+                             int n_threads, int team, Py_ssize_t gemm_min) noexcept nogil:
+    """``n_threads`` and ``gemm_min`` (multiply-adds per thread) fix the row blocks,
+    and so the bits of Y; ``team`` runs them: 1 runs the same blocks one after the
+    other on the calling thread."""
     cdef int nt
-    cdef Py_ssize_t t, block
+    cdef Py_ssize_t t, s, block
     if n_samples == 0 or n_out == 0:
         return
-    nt = threads_for(n_threads, n_samples * max(n_in, 1) * n_out, GEMM_MIN_PER_THREAD)
+    nt = threads_for(n_threads, n_samples * max(n_in, 1) * n_out, gemm_min)
     nt = <int>min(<Py_ssize_t>nt, n_samples)
-    if nt == 1:
+    if nt <= 1:
         dense_forward_rows(act, X, W, b, Y, 0, n_samples, n_in, n_out)
         return
     block = ceil_div(n_samples, nt)
+    if team <= 1:
+        for s in range(nt):
+            dense_forward_rows(act, X, W, b, Y, min(s * block, n_samples),
+                               min((s + 1) * block, n_samples), n_in, n_out)
+        return
     for t in prange(nt, schedule='static', num_threads=nt):
         dense_forward_rows(act, X, W, b, Y, min(t * block, n_samples),
                            min((t + 1) * block, n_samples), n_in, n_out)
@@ -91,7 +109,7 @@ cdef const floating* delta_and_bias_grad(int act, const floating* Y, const float
                                          Py_ssize_t n_samples, Py_ssize_t n_out,
                                          int n_threads) noexcept nogil:
     """Compute D = dY * f'(Y) into ``delta`` (or use dY itself for 'identity') and the
-    bias gradient; return D."""
+    bias gradient; return D.  Its column blocks do not depend on ``n_threads``."""
     cdef const floating* D = dY
     cdef Py_ssize_t n_blocks = ceil_div(n_out, BIAS_COLUMN_BLOCK)
     cdef Py_ssize_t blk
@@ -141,20 +159,29 @@ cdef void dense_backward_core(int act, const floating* X,     # IN (n_samples, n
                               floating* dW,                    # OUT (n_in, n_out)
                               floating* db,                    # OUT (n_out,)
                               Py_ssize_t n_samples, Py_ssize_t n_in, Py_ssize_t n_out,
-                              int n_threads) noexcept nogil:
+                              int n_threads, int team, Py_ssize_t gemm_min) noexcept nogil:
+    """``n_threads`` fixes the blocks of dW and dX (and so their bits); ``team`` runs
+    them (1: one after the other on the calling thread, as dense_forward_core)."""
     cdef const floating* D
-    cdef Py_ssize_t t, in_block, row_block
+    cdef Py_ssize_t t, s, in_block, row_block
     cdef Py_ssize_t work = n_samples * n_in * n_out * (2 if dX != NULL else 1)
     cdef int nt
-    D = delta_and_bias_grad(act, Y, dY, delta, db, n_samples, n_out, n_threads)
-    nt = threads_for(n_threads, work, GEMM_MIN_PER_THREAD)
+    D = delta_and_bias_grad(act, Y, dY, delta, db, n_samples, n_out, team)
+    nt = threads_for(n_threads, work, gemm_min)
     nt = <int>min(<Py_ssize_t>nt, max(n_in, n_samples))
-    if nt == 1:
+    if nt <= 1:
         weight_input_grads_part(X, W, D, dW, dX, n_samples, n_in, n_out,
                                 0, n_in, 0, n_samples)
         return
     in_block = ceil_div(n_in, nt)
     row_block = ceil_div(n_samples, nt)
+    if team <= 1:
+        for s in range(nt):
+            weight_input_grads_part(X, W, D, dW, dX, n_samples, n_in, n_out,
+                                    min(s * in_block, n_in), min((s + 1) * in_block, n_in),
+                                    min(s * row_block, n_samples),
+                                    min((s + 1) * row_block, n_samples))
+        return
     for t in prange(nt, schedule='static', num_threads=nt):
         weight_input_grads_part(X, W, D, dW, dX, n_samples, n_in, n_out,
                                 min(t * in_block, n_in), min((t + 1) * in_block, n_in),
@@ -170,7 +197,8 @@ def dense_forward(int act, const floating[:, ::1] X, const floating[:, ::1] W,
     with nogil:
         blas_threads_single()
         dense_forward_core(act, cptr2(X), cptr2(W), b_ptr, ptr2(Y), X.shape[0],
-                           X.shape[1], W.shape[1], n_threads)
+                           X.shape[1], W.shape[1], n_threads, n_threads,
+                           GEMM_MIN_PER_THREAD)
         blas_threads_restore()
 
 
@@ -187,5 +215,5 @@ def dense_backward(int act, const floating[:, ::1] X, const floating[:, ::1] W,
         blas_threads_single()
         dense_backward_core(act, cptr2(X), cptr2(W), cptr2(Y), cptr2(dY), delta_ptr, dX_ptr,
                             ptr2(dW), ptr1(db), X.shape[0], X.shape[1], W.shape[1],
-                            n_threads)
+                            n_threads, n_threads, GEMM_MIN_PER_THREAD)
         blas_threads_restore()

@@ -53,4 +53,5 @@ THRESHOLDS = {
     "elementwise_min_per_thread": ELEMENTWISE_MIN_PER_THREAD,  # elements
     "optimizer_min_per_thread": OPTIMIZER_MIN_PER_THREAD,      # elements of a step
     "gemm_min_per_thread": GEMM_MIN_PER_THREAD,                # multiply-adds of a layer
+    "step_gemm_min_per_thread": STEP_GEMM_MIN_PER_THREAD,      # the same in a train step
 }

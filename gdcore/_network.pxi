@@ -18,8 +18,9 @@
 #     the optimizer's fused update over the flat buffer  one kernel call
 #
 # The optimizer's step-dependent scalars come from Python (gdcore.optim), in float64.
-# Threads: a step whose layer GEMMs are all below GEMM_MIN_PER_THREAD runs on one
-# thread throughout (see net_step).
+# Threads: a step whose layer GEMMs are all below STEP_GEMM_MIN_PER_THREAD runs on one
+# thread throughout (see net_step); a threaded step that does not beat one thread
+# sends the following steps to the calling thread alone (team_for_step).
 # Random numbers (dropout masks, input noise) come from a counter-based hash of
 # (step seed, stream, element index), splitmix64, so they do not depend on the thread
 # count and gdcore.network reproduces them exactly with NumPy for the reference backend.
@@ -53,6 +54,15 @@ cdef enum:
     STATUS_INTERRUPTED = 4
     # how often (nanoseconds of work) the epoch loop takes the GIL to run signal handlers
     SIGNAL_CHECK_NS = 5000000
+    # stall guard: a threaded step slower than STALL_FACTOR_PCT % of the fastest solo
+    # step of its size plus STALL_MARGIN_NS runs the next steps solo, first
+    # SOLO_STEPS_MIN of them, doubling on each further stall up to SOLO_STEPS_MAX;
+    # CALIBRATION_STEPS solo steps start every new batch size
+    STALL_FACTOR_PCT = 110
+    STALL_MARGIN_NS = 50000
+    CALIBRATION_STEPS = 2
+    SOLO_STEPS_MIN = 8
+    SOLO_STEPS_MAX = 2048
 
 cdef inline unsigned long long splitmix64(unsigned long long x) noexcept nogil:
     """Steele, Lea & Flood (2014): a 64-bit counter hashed to a uniform 64-bit value."""
@@ -83,6 +93,12 @@ cdef struct Net:
     void* Tb
     cnp.int64_t* Lb
     void* sw                  # sample weights (B,) of the current step, or NULL
+    # the stall guard of threaded steps (see team_for_step)
+    Py_ssize_t timed_batch    # batch size the timings below belong to
+    long long best_solo_ns    # fastest step of that size on the calling thread alone
+    long long best_team_ns    # fastest step of that size on the thread team
+    int solo_left             # steps still to run on the calling thread alone
+    int backoff               # length of the last run of solo steps
 
 
 cdef struct Regularization:
@@ -201,6 +217,55 @@ cdef double weighted_loss_core(int loss, const floating* Y, const floating* T,
     return -total / sw_sum
 
 
+cdef inline long long monotonic_ns() noexcept nogil:
+    cdef timespec now
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return now.tv_sec * 1000000000LL + now.tv_nsec
+
+
+cdef int team_for_step(Net* net, Py_ssize_t B, int nt) noexcept nogil:
+    """The threads that run this step's blocks: ``nt``, or 1 while the stall guard
+    holds the step on the calling thread.
+
+    A parallel region waits for its slowest thread; when another process holds the
+    other core, the worker can be descheduled for a scheduler slice (6-16 ms measured
+    here) and the step waits with it; a busy machine can also make the team merely
+    slower than one thread.  The guard times every step that could be threaded: the
+    first CALIBRATION_STEPS steps of each batch size run solo, and a threaded step
+    slower than the fastest solo step of its size by the STALL_ rule (the team did not
+    pay) sends the next SOLO_STEPS_MIN..SOLO_STEPS_MAX steps to the calling thread
+    alone (doubling while it repeats, halving after each threaded step that pays).  The blocks are
+    fixed by ``nt`` whatever runs them, so the results are the same bits either way."""
+    if nt <= 1:
+        return 1
+    if B != net.timed_batch:
+        net.timed_batch = B
+        net.best_solo_ns = 0
+        net.best_team_ns = 0
+        net.backoff = 0
+        net.solo_left = CALIBRATION_STEPS
+    if net.solo_left > 0:
+        net.solo_left -= 1
+        return 1
+    return nt
+
+
+cdef void record_step(Net* net, int team, long long elapsed) noexcept nogil:
+    """Fold a timed step into the stall guard (see team_for_step)."""
+    cdef long long best = net.best_solo_ns
+    if team <= 1:
+        if best == 0 or elapsed < best:
+            net.best_solo_ns = elapsed
+        return
+    if net.best_team_ns == 0 or elapsed < net.best_team_ns:
+        net.best_team_ns = elapsed
+    if best > 0 and elapsed * 100 > best * STALL_FACTOR_PCT + STALL_MARGIN_NS * 100:
+        net.backoff = min(max(2 * net.backoff, <int>SOLO_STEPS_MIN), <int>SOLO_STEPS_MAX)
+        net.solo_left = net.backoff
+    else:
+        net.backoff //= 2
+
+
 cdef double net_step(Net* net, const floating* X, const floating* T,
                      const cnp.int64_t* labels, Py_ssize_t B, bint training,
                      Optim* opt, Regularization* reg, unsigned long long seed, int nt,
@@ -217,6 +282,8 @@ cdef double net_step(Net* net, const floating* X, const floating* T,
     cdef double value, penalty = 0
     cdef Py_ssize_t largest
     cdef bint drop
+    cdef int team
+    cdef long long started
     if labels != NULL:
         for i in range(B):
             if labels[i] < 0 or labels[i] >= K:
@@ -229,8 +296,10 @@ cdef double net_step(Net* net, const floating* X, const floating* T,
     largest = 0
     for l in range(L):
         largest = max(largest, B * net.sizes[l] * net.sizes[l + 1])
-    if threads_for(nt, largest, GEMM_MIN_PER_THREAD) == 1:
+    if threads_for(nt, largest, STEP_GEMM_MIN_PER_THREAD) == 1:
         nt = 1
+    team = team_for_step(net, B, nt)
+    started = monotonic_ns() if nt > 1 else 0
     inp = X
     if training and reg.noise_std > 0:
         add_noise(X, <floating*>net.Xn, B * net.sizes[0], reg.noise_std,
@@ -240,7 +309,8 @@ cdef double net_step(Net* net, const floating* X, const floating* T,
     for l in range(L):
         n_in, n_out = net.sizes[l], net.sizes[l + 1]
         dense_forward_core(net.acts[l], layer_in, params + net.w_off[l], params + net.b_off[l],
-                           <floating*>net.A[l], B, n_in, n_out, nt)
+                           <floating*>net.A[l], B, n_in, n_out, nt, team,
+                           STEP_GEMM_MIN_PER_THREAD)
         drop = training and net.keep[l] < 1
         if drop:
             dropout_forward(<floating*>net.A[l], <floating*>net.Ad[l], B * n_out, net.keep[l],
@@ -253,7 +323,7 @@ cdef double net_step(Net* net, const floating* X, const floating* T,
                                    <floating*>net.sw, <floating*>net.G[L - 1], B, K)
     else:
         value = loss_core(net.loss, <floating*>net.A[L - 1], T, labels,
-                          <floating*>net.G[L - 1], B, K, nt)
+                          <floating*>net.G[L - 1], B, K, team)
     for l in range(L - 1, -1, -1):
         n_in, n_out = net.sizes[l], net.sizes[l + 1]
         G = <floating*>net.G[l]
@@ -268,13 +338,16 @@ cdef double net_step(Net* net, const floating* X, const floating* T,
         dense_backward_core(net.output_backward if l == L - 1 else net.acts[l], layer_in,
                             params + net.w_off[l], <floating*>net.A[l], G, G,
                             <floating*>net.G[l - 1] if l > 0 else NULL,
-                            grads + net.w_off[l], grads + net.b_off[l], B, n_in, n_out, nt)
+                            grads + net.w_off[l], grads + net.b_off[l], B, n_in, n_out, nt,
+                            team, STEP_GEMM_MIN_PER_THREAD)
     if reg.l1 != 0 or reg.l2 != 0:
         for l in range(L):
             penalty += regularize(params + net.w_off[l], grads + net.w_off[l],
                                   net.sizes[l] * net.sizes[l + 1], reg.l1, reg.l2)
     if opt != NULL:
-        optimizer_core(opt, params, grads, net.n_params, nt)
+        optimizer_core(opt, params, grads, net.n_params, team)
+    if nt > 1:
+        record_step(net, team, monotonic_ns() - started)
     return value + penalty
 
 
@@ -324,7 +397,8 @@ cdef double net_epoch(Net* net, const floating* X, const floating* T,
                         return total
         B = min(batch, N - start)
         if order != NULL:
-            gather_rows(X, <floating*>net.Xb, order + start, B, n_in, nt)
+            gather_rows(X, <floating*>net.Xb, order + start, B, n_in,
+                        1 if net.solo_left > 0 else nt)
             Xk = <floating*>net.Xb
             if labels != NULL:
                 for j in range(B):
@@ -332,7 +406,8 @@ cdef double net_epoch(Net* net, const floating* X, const floating* T,
                 Lk = net.Lb
                 Tk = NULL
             else:
-                gather_rows(T, <floating*>net.Tb, order + start, B, K, nt)
+                gather_rows(T, <floating*>net.Tb, order + start, B, K,
+                            1 if net.solo_left > 0 else nt)
                 Tk = <floating*>net.Tb
                 Lk = NULL
         else:
@@ -397,6 +472,11 @@ cdef class NetworkWorkspace:
         self._arrays = [params, grads]
         self.net.n_layers = L
         self.net.sw = NULL
+        self.net.timed_batch = 0
+        self.net.best_solo_ns = 0
+        self.net.best_team_ns = 0
+        self.net.solo_left = 0
+        self.net.backoff = 0
         self.net.loss = loss_code
         self.net.output_backward = output_backward_code
         self.net.capacity = self.capacity
@@ -443,6 +523,26 @@ cdef class NetworkWorkspace:
     @property
     def has_epoch_buffers(self):
         return self.net.Xb != NULL
+
+    def stall_guard(self):
+        """The stall guard's state (see team_for_step): batch size timed, fastest solo
+        and team step in ns, solo steps left, current backoff."""
+        return {"batch": self.net.timed_batch, "best_solo_ns": self.net.best_solo_ns,
+                "best_team_ns": self.net.best_team_ns, "solo_left": self.net.solo_left,
+                "backoff": self.net.backoff}
+
+    def hold_solo(self, int steps):
+        """Run the next ``steps`` threaded steps on the calling thread alone (the
+        same blocks, so the same bits; for tests of that)."""
+        self.net.solo_left = max(steps, 0)
+
+    def record_step(self, Py_ssize_t batch, int team, long long elapsed_ns):
+        """Feed the stall guard a step of ``batch`` rows that ``team`` threads ran in
+        ``elapsed_ns`` (for tests of the guard's rule)."""
+        if batch != self.net.timed_batch:
+            team_for_step(&self.net, batch, 2)
+            self.net.solo_left = 0
+        record_step(&self.net, team, elapsed_ns)
 
     def _raise_bad_label(self, labels):
         K = self.net.sizes[self.net.n_layers]

@@ -1,0 +1,122 @@
+"""Side-by-side training-step grid, outside asv (the cases of bench_step_grid.py).
+
+    python benchmarks/step_grid.py [--rounds 15] [--quick] [--contention]
+
+For each case the four variants (native 1T/2T, NumPy reference 1T/2T) are built once
+and timed in interleaved rounds, so a burst of load on this shared machine hits all of
+them alike; each round times a block of calls and the figure is the median over rounds
+of the per-call time (us).  The reference gets exactly n BLAS threads through
+threadpoolctl.  ``--contention`` instead measures the stall bound: the mean time of a
+2-thread native step while a busy process is pinned to one core, against the mean of a
+quiet 1-thread step, and beside 1-thread steps of a twin net alternating with it under
+the same busy process.  Run it once as is and once under
+``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` (the kernel OpenBLAS picks is printed).
+"""
+import argparse
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from benchmarks.bench_step_grid import (BATCHES, DTYPES, NETS, OPTIMIZERS,  # noqa: E402
+                                        blas_limits, make_case)
+
+
+def _block(net, opt, X, T, kwargs, calls):
+    start = time.perf_counter()
+    for _ in range(calls):
+        net.train_step(X, T, opt, **kwargs)
+    return (time.perf_counter() - start) / calls
+
+
+def _calls_for(seconds_per_call):
+    return max(1, min(200, int(0.01 / max(seconds_per_call, 1e-7))))
+
+
+def grid(args):
+    variants = [("native", 1), ("native", 2), ("reference", 1), ("reference", 2)]
+    print(f"{'case':42s} {'nat1T':>8s} {'nat2T':>8s} {'ref1T':>8s} {'ref2T':>8s} "
+          f"{'2T/1T':>6s} {'ref2T/nat2T':>11s}")
+    batches = [32, 512] if args.quick else BATCHES
+    for net_name in NETS:
+        for batch in batches:
+            for opt_name in OPTIMIZERS:
+                for dtype in DTYPES:
+                    cases = {}
+                    for b, n in variants:
+                        with blas_limits(n):
+                            case = make_case(b, net_name, batch, opt_name, dtype)
+                            kw = {"n_threads": n} if b == "native" else {}
+                            t = _block(*case, kw, 3)
+                        cases[b, n] = (case, kw, _calls_for(t))
+                    times = {v: [] for v in variants}
+                    for _ in range(args.rounds):
+                        for v in variants:
+                            case, kw, calls = cases[v]
+                            with blas_limits(v[1]):
+                                times[v].append(_block(*case, kw, calls))
+                    med = {v: statistics.median(times[v]) * 1e6 for v in variants}
+                    name = f"{net_name} B{batch} {opt_name} {dtype}"
+                    print(f"{name:42s} {med['native', 1]:8.1f} {med['native', 2]:8.1f} "
+                          f"{med['reference', 1]:8.1f} {med['reference', 2]:8.1f} "
+                          f"{med['native', 1] / med['native', 2]:6.2f} "
+                          f"{med['reference', 2] / med['native', 2]:11.2f}", flush=True)
+
+
+def contention(args):
+    cases = [("784-256-128-10_relu", 32, "adam", "float32"),
+             ("784-256-128-10_relu", 128, "sgd", "float32"),
+             ("784-256-128-10_relu", 512, "sgd", "float32"),
+             ("784-15-10_sigmoid", 512, "sgd", "float32")]
+    print(f"{'case':42s} {'quiet 1T':>9s} {'busy 2T':>9s} {'busy 1T':>9s} {'ratio':>6s} "
+          f"{'2T/1T':>6s}   (means, us; ratio = busy 2T / quiet 1T, bound 1.2; "
+          "2T/1T: both busy, interleaved)")
+    for net_name, batch, opt_name, dtype in cases:
+        with blas_limits(1):
+            # one net per thread count, so each keeps its own stall-guard state; the
+            # busy 2-thread and 1-thread steps alternate, so both see the same load
+            one = make_case("native", net_name, batch, opt_name, dtype)
+            two = make_case("native", net_name, batch, opt_name, dtype)
+            calls = _calls_for(_block(*one, {"n_threads": 1}, 3))
+            n = max(200, calls * 20)
+            quiet = statistics.mean(_block(*one, {"n_threads": 1}, 1) for _ in range(n))
+            busy = subprocess.Popen([sys.executable, "-c",
+                                     "import os; os.sched_setaffinity(0, {1})\n"
+                                     "while True: pass"])
+            busy1, busy2 = [], []
+            try:
+                time.sleep(0.3)
+                for _ in range(n):
+                    busy2.append(_block(*two, {"n_threads": 2}, 1))
+                    busy1.append(_block(*one, {"n_threads": 1}, 1))
+            finally:
+                busy.kill()
+                busy.wait()
+        busy1, busy2 = statistics.mean(busy1), statistics.mean(busy2)
+        name = f"{net_name} B{batch} {opt_name} {dtype}"
+        print(f"{name:42s} {quiet * 1e6:9.1f} {busy2 * 1e6:9.1f} {busy1 * 1e6:9.1f} "
+              f"{busy2 / quiet:6.2f} {busy2 / busy1:6.2f}", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="batch 32 and 512 only")
+    parser.add_argument("--contention", action="store_true")
+    args = parser.parse_args()
+    from threadpoolctl import threadpool_info
+    for info in threadpool_info():
+        print(f"# {info['internal_api']} {info.get('version')} "
+              f"{info.get('architecture', '')} threads={info['num_threads']} "
+              f"{os.path.basename(info['filepath'])}")
+    print(f"# OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} "
+          f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}; load {os.getloadavg()}")
+    contention(args) if args.contention else grid(args)
+
+
+if __name__ == "__main__":
+    main()
