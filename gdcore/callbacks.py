@@ -13,7 +13,7 @@ called by ``fit`` in this order::
 
 ``history`` is the ``History`` of the current fit call; its last entries are the
 epoch just finished.  Any History key can be monitored: 'loss', 'val_loss',
-'val_accuracy', the ``metrics=`` of fit ('accuracy', 'mae', 'r2' and their 'val_'
+'val_accuracy', the ``metrics=`` of fit ('accuracy', 'mae', 'r2' and their ``val_``
 forms), 'lr'.
 """
 import math
@@ -50,7 +50,7 @@ class Callback:
 class _Monitor:
     """Which History key to watch and which direction improves it.
 
-    A 'val_' key that gets no values in a run (fit without validation data) falls
+    A ``val_`` key that gets no values in a run (fit without validation data) falls
     back to the same key without the prefix ('val_loss' -> 'loss'), so the defaults
     work with and without validation data.  A NaN, infinite or None value never
     improves."""
@@ -108,7 +108,7 @@ class EarlyStopping(_Monitor, Callback):
     restore_best_weights : bool
     monitor : str
         Any History key; 'val_loss' (the default) falls back to 'loss' without
-        validation data, likewise for the other 'val_' keys.
+        validation data, likewise for the other ``val_`` keys.
     mode : {'auto', 'min', 'max'}
         'auto': 'max' for accuracy and r2 keys, 'min' otherwise.
     """
@@ -169,7 +169,7 @@ class ModelCheckpoint(_Monitor, Callback):
         May contain ``{epoch}`` (the global epoch index, 0-based) to keep one file per
         save; otherwise each save replaces the last.
     monitor : str
-        History key for ``save_best_only`` ('val_' keys fall back as in
+        History key for ``save_best_only`` (``val_`` keys fall back as in
         EarlyStopping).
     mode : {'auto', 'min', 'max'}
     save_best_only : bool

@@ -27,7 +27,8 @@ MODULES = ["gdcore", "gdcore.network", "gdcore.training", "gdcore.optim", "gdcor
            "gdcore.reference", "gdcore.minimize", "gdcore.linear_model", "gdcore.datasets",
            "gdcore.testfunctions", "gdcore.trajectories", "gdcore.schedules",
            "gdcore.model_selection", "gdcore.sklearn", "gdcore.distributed",
-           "gdcore.checkpoint", "gdcore.plot", "gdcore.tour", "gdcore.bench", "gdcore.cli"]
+           "gdcore.checkpoint", "gdcore.plot", "gdcore.tour", "gdcore.bench", "gdcore.cli",
+           "gdcore.callbacks"]
 
 # Sphinx's roles and directives are unknown to plain docutils; everything else counts.
 SPHINX_ONLY = ("Unknown interpreted text role", "Unknown directive type",
