@@ -59,7 +59,7 @@ from . import _validation as v
 from . import optim as _optim
 from . import schedules as _schedules
 from .network import MLP
-from .training import (EarlyStopping, History, _progress_bar, _resolve_optimizer,
+from .training import (EarlyStopping, History, check_fit_options, _progress_bar, _resolve_optimizer,
                        all_finite)
 
 __all__ = ["fit", "shard"]
@@ -176,25 +176,10 @@ def fit(net: "MLP", X: ArrayLike, T: ArrayLike, comm: Any, epochs: int = 10,
     rank = comm.Get_rank()
     error = None
     try:
-        epochs = v.check_int(epochs, "epochs", low=0)
-        if batch_size is not None:
-            batch_size = v.check_int(batch_size, "batch_size", low=1)
-        l1 = v.check_float(l1, "l1", 0.0)
-        l2 = v.check_float(l2, "l2", 0.0)
-        input_noise = v.check_float(input_noise, "input_noise", 0.0)
-        if early_stopping is True:
-            early_stopping = EarlyStopping()
-        if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
-            raise TypeError(f"early_stopping must be an EarlyStopping, True or None, got "
-                            f"{early_stopping!r}")
-        if lr_schedule is not None and not isinstance(lr_schedule, _schedules.Schedule):
-            raise TypeError(f"lr_schedule must be a gdcore.schedules schedule, got "
-                            f"{type(lr_schedule).__name__}")
-        callbacks = list(callbacks) if callbacks is not None else []
+        (epochs, batch_size, l1, l2, input_noise, early_stopping,
+         callbacks) = check_fit_options(epochs, batch_size, l1, l2, input_noise,
+                                        early_stopping, lr_schedule, callbacks)
         for cb in callbacks:
-            if not (callable(cb) or hasattr(cb, "on_epoch_end")):
-                raise TypeError(f"callbacks must be callables or have on_epoch_end, got "
-                                f"{cb!r}")
             if hasattr(cb, "on_train_begin"):
                 raise ValueError(f"distributed fit calls callbacks with the History only; "
                                  f"{type(cb).__name__} needs MLP.fit")

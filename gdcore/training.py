@@ -16,6 +16,7 @@ import math
 import sys
 import time
 import warnings
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -341,21 +342,24 @@ def fit(net, X, T, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=
                     metrics)
 
 
-def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_split,
-         validation_data, early_stopping, l1, l2, input_noise, lr_schedule, callbacks,
-         progress, n_threads, step_callback, metrics):
+def check_fit_options(epochs, batch_size, l1, l2, input_noise, early_stopping,
+                      lr_schedule, callbacks
+                      ) -> "Tuple[int, Optional[int], float, float, float, Optional[EarlyStopping], list]":
+    """The options every training loop (``fit``, ``gdcore.distributed.fit``) checks
+    before any change of state: returns (epochs, batch_size, l1, l2, input_noise,
+    early_stopping, callbacks), with ``early_stopping=True`` made an ``EarlyStopping``
+    and ``callbacks`` a list."""
     epochs = v.check_int(epochs, "epochs", low=0)
     if batch_size is not None:
         batch_size = v.check_int(batch_size, "batch_size", low=1)
     l1 = v.check_float(l1, "l1", 0.0)
     l2 = v.check_float(l2, "l2", 0.0)
     input_noise = v.check_float(input_noise, "input_noise", 0.0)
+    if early_stopping is True:
+        early_stopping = EarlyStopping()
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
-        if early_stopping is True:
-            early_stopping = EarlyStopping()
-        else:
-            raise TypeError(f"early_stopping must be an EarlyStopping, True or None, got "
-                            f"{early_stopping!r}")
+        raise TypeError(f"early_stopping must be an EarlyStopping, True or None, got "
+                        f"{early_stopping!r}")
     if lr_schedule is not None and not isinstance(lr_schedule, _schedules.Schedule):
         raise TypeError(f"lr_schedule must be a gdcore.schedules schedule, got "
                         f"{type(lr_schedule).__name__}")
@@ -363,6 +367,15 @@ def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_spl
     for cb in callbacks:
         if not (callable(cb) or hasattr(cb, "on_epoch_end")):
             raise TypeError(f"callbacks must be callables or have on_epoch_end, got {cb!r}")
+    return epochs, batch_size, l1, l2, input_noise, early_stopping, callbacks
+
+
+def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_split,
+         validation_data, early_stopping, l1, l2, input_noise, lr_schedule, callbacks,
+         progress, n_threads, step_callback, metrics):
+    (epochs, batch_size, l1, l2, input_noise, early_stopping,
+     callbacks) = check_fit_options(epochs, batch_size, l1, l2, input_noise, early_stopping,
+                                    lr_schedule, callbacks)
     if early_stopping is not None:
         callbacks.insert(0, early_stopping)
     metric_names = _check_metrics(net, metrics)
