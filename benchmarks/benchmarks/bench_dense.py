@@ -9,7 +9,7 @@ import numpy as np
 
 from .common import (ACTIVATIONS, BACKEND_NAMES, DTYPES, THREADS, KernelBenchmark,
                      ThreadLimits, activation_output, dense_layer, empty, matrix,
-                     parse_shape)
+                     parse_shape, require_split)
 
 # (batch, n_in, n_out): one sample to a large batch of MNIST's first layer, and a
 # 10-class output layer
@@ -27,10 +27,18 @@ class TimeDenseForward(KernelBenchmark):
     param_names = ["backend", "dtype", "shape", "activation", "n_threads"]
     timeout = 60
 
+    @staticmethod
+    def thread_work(backend_name, dtype, shape, activation, n_threads):
+        # the GEMM's multiply-adds; its row blocks carry the bias and activation
+        n_samples, n_in, n_out = parse_shape(shape)
+        return n_samples * n_in * n_out, "gemm_min_per_thread"
+
     def setup(self, backend_name, dtype, shape, activation, n_threads):
         n_samples, n_in, n_out = parse_shape(shape)
         check_activation(activation, n_out)
-        kernels = self.prepare(backend_name, n_threads)
+        kernels = self.prepare(backend_name, n_threads,
+                               self.thread_work(backend_name, dtype, shape, activation,
+                                                n_threads))
         self.forward = kernels.dense_forward
         self.X, self.W, self.b = dense_layer(n_samples, n_in, n_out, dtype)
         self.out = empty((n_samples, n_out), dtype)
@@ -43,15 +51,23 @@ class TimeDenseForward(KernelBenchmark):
 class TimeBareGemm:
     """X @ W alone.  ``gdcore_blas``: ``gdcore._blas.matmul``, the sgemm/dgemm call of
     the native kernels (always one BLAS thread: its 2-thread rows are skipped);
-    ``numpy``: ``np.matmul(X, W, out=Y)`` with NumPy's BLAS limited to n_threads."""
+    ``numpy``: ``np.matmul(X, W, out=Y)`` with NumPy's BLAS limited to n_threads (its
+    2-thread rows only where OpenBLAS splits the product, see ``common.threads_used``)."""
     params = (["gdcore_blas", "numpy"], DTYPES, SHAPES, THREADS)
     param_names = ["impl", "dtype", "shape", "n_threads"]
     timeout = 60
+
+    @staticmethod
+    def thread_work(impl, dtype, shape, n_threads):
+        n_samples, n_in, n_out = parse_shape(shape)
+        return n_samples * n_in * n_out, "openblas_gemm"
 
     def setup(self, impl, dtype, shape, n_threads):
         if impl == "gdcore_blas":
             if n_threads != 1:
                 raise NotImplementedError("gdcore._blas.matmul runs BLAS on one thread")
+        require_split(n_threads, *self.thread_work(impl, dtype, shape, n_threads))
+        if impl == "gdcore_blas":
             from gdcore import _blas
             self.matmul = _blas.matmul
         else:
@@ -78,9 +94,17 @@ class TimeDenseBackward(KernelBenchmark):
     param_names = ["backend", "dtype", "shape", "activation", "compute_dX", "n_threads"]
     timeout = 60
 
+    @staticmethod
+    def thread_work(backend_name, dtype, shape, activation, compute_dX, n_threads):
+        # the multiply-adds of dW (and dX), split together
+        n_samples, n_in, n_out = parse_shape(shape)
+        return n_samples * n_in * n_out * (2 if compute_dX else 1), "gemm_min_per_thread"
+
     def setup(self, backend_name, dtype, shape, activation, compute_dX, n_threads):
         n_samples, n_in, n_out = parse_shape(shape)
-        kernels = self.prepare(backend_name, n_threads)
+        kernels = self.prepare(backend_name, n_threads,
+                               self.thread_work(backend_name, dtype, shape, activation,
+                                                compute_dX, n_threads))
         self.backward = kernels.dense_backward
         self.X, self.W, _ = dense_layer(n_samples, n_in, n_out, dtype)
         self.Y = activation_output(activation, n_samples, n_out, dtype, seed=7)

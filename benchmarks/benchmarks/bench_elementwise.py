@@ -1,10 +1,20 @@
-"""Elementwise kernels: activations, their backward pass, and the fused loss + delta."""
+"""Elementwise kernels: activations, their backward pass, and the fused loss + delta.
+
+The first shape of each list is below ``THRESHOLDS["elementwise_min_per_thread"]``
+elements per thread (one thread: its 2-thread rows are skipped), the second above it.
+"""
 from .common import (ACTIVATIONS, BACKEND_NAMES, DTYPES, LOSSES, THREADS,
                      KernelBenchmark, activation_output, empty, loss_inputs, matrix,
                      parse_shape)
 
+
+def elementwise_work(shape):
+    """``thread_work`` of an elementwise kernel: the elements of ``shape``."""
+    rows, cols = parse_shape(shape)
+    return rows * cols, "elementwise_min_per_thread"
+
 ACTIVATION_SHAPES = ["128x256", "1024x1024"]
-LOSS_SHAPES = ["128x10", "4096x10"]
+LOSS_SHAPES = ["128x10", "65536x10"]
 
 
 class TimeActivation(KernelBenchmark):
@@ -12,8 +22,12 @@ class TimeActivation(KernelBenchmark):
     params = (BACKEND_NAMES, ACTIVATIONS, DTYPES, ACTIVATION_SHAPES, THREADS)
     param_names = ["backend", "activation", "dtype", "shape", "n_threads"]
 
+    @staticmethod
+    def thread_work(backend_name, activation, dtype, shape, n_threads):
+        return elementwise_work(shape)
+
     def setup(self, backend_name, activation, dtype, shape, n_threads):
-        kernels = self.prepare(backend_name, n_threads)
+        kernels = self.prepare(backend_name, n_threads, elementwise_work(shape))
         self.activation = kernels.activation
         rows, cols = parse_shape(shape)
         self.U = matrix(rows, cols, dtype)
@@ -29,8 +43,12 @@ class TimeActivationBackward(KernelBenchmark):
     params = (BACKEND_NAMES, ACTIVATIONS, DTYPES, ACTIVATION_SHAPES, THREADS)
     param_names = ["backend", "activation", "dtype", "shape", "n_threads"]
 
+    @staticmethod
+    def thread_work(backend_name, activation, dtype, shape, n_threads):
+        return elementwise_work(shape)
+
     def setup(self, backend_name, activation, dtype, shape, n_threads):
-        kernels = self.prepare(backend_name, n_threads)
+        kernels = self.prepare(backend_name, n_threads, elementwise_work(shape))
         self.backward = kernels.activation_backward
         rows, cols = parse_shape(shape)
         self.Y = activation_output(activation, rows, cols, dtype)
@@ -48,8 +66,12 @@ class TimeLossDelta(KernelBenchmark):
     params = (BACKEND_NAMES, LOSSES, DTYPES, LOSS_SHAPES, THREADS)
     param_names = ["backend", "loss", "dtype", "shape", "n_threads"]
 
+    @staticmethod
+    def thread_work(backend_name, loss, dtype, shape, n_threads):
+        return elementwise_work(shape)
+
     def setup(self, backend_name, loss, dtype, shape, n_threads):
-        kernels = self.prepare(backend_name, n_threads)
+        kernels = self.prepare(backend_name, n_threads, elementwise_work(shape))
         self.loss_delta = kernels.loss_delta
         rows, cols = parse_shape(shape)
         self.Y, self.T = loss_inputs(loss, rows, cols, dtype)

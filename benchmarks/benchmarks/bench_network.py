@@ -11,7 +11,8 @@
 """
 import numpy as np
 
-from .common import THREADS, ThreadLimits, backend, check_forked_child, check_threads, matrix
+from .common import (THREADS, ThreadLimits, backend, check_forked_child, check_threads,
+                     matrix, require_split)
 
 # name -> (layer sizes, hidden activation, output, loss, optimizer, batch)
 NETWORKS = {
@@ -24,6 +25,13 @@ NETWORKS = {
     "13-16-1_sigmoid_sgd_b1": ([13, 16, 1], "sigmoid", "identity", "squared_error",
                                ("SGD", {"lr": 0.01}), 1),
 }
+
+
+def step_work(sizes, batch):
+    """``thread_work`` of a training step: the multiply-adds of its largest layer GEMM
+    (a step whose largest GEMM cannot split runs on one thread, see _network.pxi)."""
+    largest = max(batch * a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return largest, "step_gemm_min_per_thread"
 
 
 def _make(name, backend_name, seed=0):
@@ -45,8 +53,14 @@ class TimeTrainStep:
     param_names = ["backend", "network", "n_threads"]
     timeout = 120
 
+    @staticmethod
+    def thread_work(backend_name, network, n_threads):
+        sizes, *_, batch = NETWORKS[network]
+        return step_work(sizes, batch)
+
     def setup(self, backend_name, network, n_threads):
         check_threads(backend_name, n_threads)
+        require_split(n_threads, *self.thread_work(backend_name, network, n_threads))
         backend(backend_name)
         check_forked_child(n_threads)
         self.limits = ThreadLimits(1 if n_threads == 1 else None).start()
@@ -102,8 +116,13 @@ class TimeFitEpoch:
     number = 1
     N, BATCH = 60_000, 128
 
+    @classmethod
+    def thread_work(cls, backend_name, n_threads):
+        return step_work([784, 256, 128, 10], cls.BATCH)
+
     def setup(self, backend_name, n_threads):
         check_threads(backend_name, n_threads)
+        require_split(n_threads, *self.thread_work(backend_name, n_threads))
         backend(backend_name)
         check_forked_child(n_threads)
         import gdcore as gd

@@ -53,8 +53,13 @@ class TimeOptimizerUpdate(KernelBenchmark):
     param_names = ["backend", "optimizer", "dtype", "n", "n_threads"]
     timeout = 120
 
+    @staticmethod
+    def thread_work(backend_name, optimizer, dtype, n, n_threads):
+        return n, "optimizer_min_per_thread"
+
     def setup(self, backend_name, optimizer, dtype, n, n_threads):
-        kernels = self.prepare(backend_name, n_threads)
+        kernels = self.prepare(backend_name, n_threads,
+                               self.thread_work(backend_name, optimizer, dtype, n, n_threads))
         self.update, self.args, self.kwargs = make_update(kernels, optimizer, dtype, n,
                                                           n_threads)
 
@@ -65,12 +70,17 @@ class TimeOptimizerUpdate(KernelBenchmark):
 class TimeOptimizerCall(KernelBenchmark):
     """One call from Python at 1e4 elements, argument validation included: the call
     a training loop makes, with literal keyword arguments (no ``**`` unpacking)."""
-    params = (BACKEND_NAMES, DTYPES, THREADS)
+    params = (BACKEND_NAMES, DTYPES, [1])     # 1e4 elements never split
     param_names = ["backend", "dtype", "n_threads"]
     n = 10_000
 
+    @classmethod
+    def thread_work(cls, backend_name, dtype, n_threads):
+        return cls.n, "optimizer_min_per_thread"
+
     def setup(self, backend_name, dtype, n_threads):
-        kernels = self.prepare(backend_name, n_threads)
+        kernels = self.prepare(backend_name, n_threads,
+                               self.thread_work(backend_name, dtype, n_threads))
         self.adam_update = kernels.adam_update
         self.sgd_update = kernels.sgd_update
         self.p = vector(self.n, dtype, seed=1)

@@ -12,12 +12,16 @@ Threads are set the same way for both backends:
   (``threadpool_limits(n, user_api="blas")``), so its 2-thread rows really run
   OpenBLAS on 2 threads (checked in ``setup``: the row fails otherwise).
 
+A 2-thread row whose largest GEMM cannot split (gdcore's step threshold for native,
+OpenBLAS's GEMM rule for the reference) runs on one thread and is skipped (n/a): the
+1-thread row is the figure for it.
+
 ``benchmarks/step_grid.py`` runs the same cases outside asv, interleaving the variants
 it compares and reporting medians of many repeats (see benchmarks/README.md).
 """
 import numpy as np
 
-from .common import backend, check_forked_child, matrix
+from .common import backend, check_forked_child, matrix, require_split
 
 NETS = {
     "784-15-10_sigmoid": ([784, 15, 10], "sigmoid"),
@@ -59,7 +63,16 @@ class TimeStepGrid:
     param_names = ["backend", "network", "batch", "optimizer", "dtype", "n_threads"]
     timeout = 120
 
+    @staticmethod
+    def thread_work(backend_name, network, batch, opt_name, dtype, n_threads):
+        sizes, _ = NETS[network]
+        largest = max(batch * a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        return largest, ("step_gemm_min_per_thread" if backend_name == "native"
+                         else "openblas_gemm")
+
     def setup(self, backend_name, network, batch, opt_name, dtype, n_threads):
+        require_split(n_threads, *self.thread_work(backend_name, network, batch, opt_name,
+                                                   dtype, n_threads))
         backend(backend_name)
         check_forked_child(n_threads)
         self.limits = blas_limits(n_threads)

@@ -10,7 +10,7 @@ sum (measured at 1.7-2.0 s against ~30 ms).
 """
 import numpy as np
 
-from .common import backend, check_forked_child, matrix, vector
+from .common import backend, check_forked_child, matrix, require_split, vector
 
 ROUNDS = 200
 N_PARAMS = 200_000
@@ -23,7 +23,12 @@ class TimeInterleavedPools:
     param_names = ["adam_threads"]
     timeout = 120
 
+    @staticmethod
+    def thread_work(adam_threads):
+        return N_PARAMS, "optimizer_min_per_thread"
+
     def setup(self, adam_threads):
+        require_split(adam_threads, *self.thread_work(adam_threads))
         kernels = backend("native")
         check_forked_child(adam_threads)
         self.adam_update = kernels.adam_update

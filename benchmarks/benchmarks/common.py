@@ -12,6 +12,12 @@ Conventions of the suites
   its ``n_threads=2`` rows are skipped; its ``n_threads=1`` rows run with NumPy's BLAS
   limited to one thread (``ThreadLimits``), so that "1 thread" means one core for both
   backends.
+* A row labelled n threads runs on n threads.  A native kernel gives a second thread
+  only to work above its threshold (``gdcore.kernels.THRESHOLDS``), so every suite with
+  a thread parameter has a ``thread_work(*params)`` method: (work, threshold name) of
+  the row, with the work in the threshold's unit.  ``require_split`` skips an n-thread
+  row whose work runs on fewer than n threads (asv shows it as n/a), and
+  tests/test_benchmarks.py checks every suite against this rule.
 * Shapes of dense layers are written ``"<batch>x<n_in>x<n_out>"`` so that ``asv -b``
   regular expressions and the tables stay readable.
 * gdcore is imported on first use (``backend``), not when asv imports this module:
@@ -65,6 +71,35 @@ def check_threads(backend_name, n_threads):
         raise NotImplementedError("the reference has no threads of its own")
 
 
+# OpenBLAS's own rule for a GEMM from NumPy (interface/gemm.c: one thread up to
+# 65536 * GEMM_MULTITHREAD_THRESHOLD (4) multiply-adds, then at most one thread per
+# that many); the threshold of the rows that time NumPy's threads
+OPENBLAS_GEMM_MIN_PER_THREAD = 65536 * 4
+
+
+def threads_used(n_threads, work, threshold):
+    """The threads a row of ``work`` runs on when asked for ``n_threads``: gdcore's own
+    rule (``_openmp.threads_used``, one thread without OpenMP) with
+    ``gdcore.kernels.THRESHOLDS[threshold]`` per thread, or OpenBLAS's for
+    ``threshold="openblas_gemm"``."""
+    if n_threads is None or n_threads <= 1:
+        return 1
+    if threshold == "openblas_gemm":
+        return int(max(1, min(n_threads, work // OPENBLAS_GEMM_MIN_PER_THREAD)))
+    from gdcore import _openmp
+    from gdcore.kernels import THRESHOLDS
+    return _openmp.threads_used(n_threads, work, THRESHOLDS[threshold])
+
+
+def require_split(n_threads, work, threshold):
+    """Skip (NotImplementedError: asv shows n/a) a row labelled ``n_threads`` whose
+    ``work`` runs on fewer threads (see ``threads_used``)."""
+    got = threads_used(n_threads, work, threshold)
+    if n_threads is not None and got < n_threads:
+        raise NotImplementedError(f"{work} units of work run on {got} thread(s), not "
+                                  f"{n_threads} (threshold {threshold!r})")
+
+
 class ThreadLimits:
     """Limit the BLAS libraries of the process to ``n`` threads between ``start`` and
     ``stop`` (threadpoolctl), or leave them alone for ``n=None``."""
@@ -89,10 +124,13 @@ class KernelBenchmark:
     """Base for the backend x n_threads grids: resolves the backend, skips the
     reference's multi-thread rows and holds BLAS at one thread for 1-thread rows.
 
-    Subclasses call ``self.prepare(backend_name, n_threads)`` first in ``setup``."""
+    Subclasses define ``thread_work(*params)`` (see the module doc) and call
+    ``self.prepare(backend_name, n_threads, self.thread_work(*params))`` first in
+    ``setup``: an n-thread row whose work cannot split is skipped there."""
 
-    def prepare(self, backend_name, n_threads):
+    def prepare(self, backend_name, n_threads, work):
         check_threads(backend_name, n_threads)
+        require_split(n_threads, *work)
         self.kernels = backend(backend_name)
         check_forked_child(n_threads)
         self.blas_limits = ThreadLimits(1 if n_threads == 1 else None).start()
