@@ -91,13 +91,14 @@ if _SKLEARN_VERSION is None or tuple(map(int, _SKLEARN_VERSION.groups())) < (1, 
 from sklearn.base import is_classifier  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
 from sklearn.neural_network import MLPClassifier as _SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
 from sklearn.utils import check_random_state, gen_batches
-from sklearn.utils import shuffle as _sk_shuffle
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.optimize import _check_optimize_result
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
 
 from . import _constants, _openmp
 from . import optim as _optim
@@ -124,8 +125,9 @@ _OUTPUT = {"softmax": ("softmax", "cross_entropy"),
            "logistic": ("sigmoid", "binary_cross_entropy"),
            "identity": ("identity", "squared_error")}
 
-# the slot of eps in the native Adam step's scalars
-_ADAM_EPS_SLOT = _constants.OPTIMIZER_SCALARS["adam"].index("eps")
+# the slots of the native Adam step's scalars
+_ADAM_SLOTS = {name: i for i, name in enumerate(_constants.OPTIMIZER_SCALARS["adam"])}
+_ADAM_EPS_SLOT = _ADAM_SLOTS["eps"]
 
 
 class ScikitSGD(_optim.SGD):
@@ -166,6 +168,27 @@ class ScikitAdam(_optim.Adam):
         kwargs["eps"] = self._eps(step)
         return kwargs
 
+    def native_scalars(self, n_steps, lr_at_step=None):
+        """The rows of ``_native_scalars`` for the next ``n_steps`` steps, built a
+        column at a time (the same float64 expressions, so the same bits): an epoch of
+        small batches needs one row per step."""
+        if lr_at_step is not None:
+            return super().native_scalars(n_steps, lr_at_step)
+        h = self._hyper
+        lr, (beta1, beta2), eps = h["lr"], h["betas"], h["eps"]
+        steps = range(self.step_count + 1, self.step_count + 1 + n_steps)
+        correction2 = [1 - beta2 ** step for step in steps]
+        out = np.zeros((n_steps, _constants.N_SCALARS), dtype=np.float64)
+        column = {"beta1": beta1, "beta2": beta2, "weight_decay": h["weight_decay"],
+                  "decay_factor": 1 - lr * h["weight_decay"],
+                  # adam_step_scalars and _eps below, per step
+                  "step_size": [lr / (1 - beta1 ** step) for step in steps],
+                  "bias_correction2_sqrt": [c ** 0.5 for c in correction2],
+                  "eps": [eps / math.sqrt(1.0 - beta2 ** step) for step in steps]}
+        for name, value in column.items():
+            out[:, _ADAM_SLOTS[name]] = value
+        return out
+
 
 def _extra_constraints():
     return {
@@ -194,8 +217,9 @@ class _GDCoreMLP:
 
     def _initialize(self, y, layer_units, dtype):
         # scikit-learn's own initialisation (attributes and weight draws), then the
-        # weights move into a gdcore network whose buffers coefs_/intercepts_ view
-        super()._initialize(y, layer_units, dtype)
+        # weights move into a gdcore network whose buffers coefs_/intercepts_ view;
+        # scikit-learn reads only y's number of columns (y may be integer labels here)
+        super()._initialize(np.empty((0, layer_units[-1])), layer_units, dtype)
         if isinstance(self.solver, _optim.Optimizer):
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -249,8 +273,59 @@ class _GDCoreMLP:
         """Targets as the native step takes them: int64 labels for softmax, else
         (n, n_outputs) rows of the network dtype."""
         if self._net.loss_name == "cross_entropy":
-            return np.ascontiguousarray(np.argmax(y, axis=1), dtype=np.int64)
+            if y.ndim == 2:          # one-hot rows
+                y = np.argmax(y, axis=1)
+            return np.ascontiguousarray(y, dtype=np.int64)
         return np.ascontiguousarray(y, dtype=dtype)
+
+    def _validate_input(self, X, y, incremental, reset):
+        """scikit-learn's validation and label handling, except that single-output
+        classes are encoded as integer labels (multiclass: int64 codes into
+        ``classes_``, which the softmax cross-entropy takes directly) or as the one
+        bool column of LabelBinarizer (binary), instead of through
+        ``LabelBinarizer.transform``'s one-hot matrix; multilabel targets keep it."""
+        if not is_classifier(self):
+            return super()._validate_input(X, y, incremental, reset)
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        # scikit-learn 1.9's MLPClassifier._validate_input from here on
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as "
+                        f"in the previous call to fit. Previously got {self.classes_}, "
+                        f"`y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError("`y` has classes not in `self.classes_`. `self.classes_` "
+                                 f"has {self.classes_}. 'y' has {classes}.")
+        return X, self._encode_labels(y)
+
+    def _encode_labels(self, y):
+        binarizer = self._label_binarizer
+        classes = binarizer.classes_
+        if (y.ndim == 1 and binarizer.y_type_ in ("binary", "multiclass")
+                and len(classes) >= 2):
+            # classes_ is sorted (np.unique), so its position is the label's code
+            codes = np.searchsorted(classes, y)
+            if binarizer.y_type_ == "binary":
+                return (codes == 1).reshape(-1, 1)
+            return codes.astype(np.int64, copy=False)
+        # this downcast to bool is to prevent upcasting when working with float32 data
+        return binarizer.transform(y).astype(bool)
+
+    def _decode_labels(self, y):
+        """The labels of targets from ``_encode_labels`` (early stopping's scores)."""
+        if y.ndim == 1:
+            return self.classes_[y]
+        return self._label_binarizer.inverse_transform(y)
 
     # -- fit --------------------------------------------------------------------
 
@@ -267,12 +342,14 @@ class _GDCoreMLP:
         n_samples, n_features = X.shape
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
-        if y.ndim == 1:
+        if y.ndim == 1 and not is_classifier(self):
             y = y.reshape((-1, 1))
-        if not first_pass and y.shape[1] != self._net.layer_sizes[-1]:
-            raise ValueError(f"y has {y.shape[1]} outputs but the fitted network has "
+        # integer labels of a multiclass problem: one output per class
+        n_outputs = len(self.classes_) if y.ndim == 1 else y.shape[1]
+        if not first_pass and n_outputs != self._net.layer_sizes[-1]:
+            raise ValueError(f"y has {n_outputs} outputs but the fitted network has "
                              f"{self._net.layer_sizes[-1]}")
-        self.n_outputs_ = y.shape[1]
+        self.n_outputs_ = n_outputs
         layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
         if first_pass:
@@ -332,7 +409,7 @@ class _GDCoreMLP:
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
             if is_classifier(self):
-                y_val = self._label_binarizer.inverse_transform(y_val)
+                y_val = self._decode_labels(y_val)
         else:
             X_train, y_train, sw_train = X, y, sample_weight
             X_val = y_val = sw_val = None
@@ -341,7 +418,7 @@ class _GDCoreMLP:
         T_train = self._targets(y_train, self._net.dtype)
 
         n_samples = X_train.shape[0]
-        sample_idx = np.arange(n_samples, dtype=int)
+        sample_idx = np.arange(n_samples, dtype=np.int64)
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
         else:
@@ -354,7 +431,7 @@ class _GDCoreMLP:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
-                    sample_idx = _sk_shuffle(sample_idx, random_state=self._random_state)
+                    sample_idx = _shuffled(sample_idx, self._random_state)
                 accumulated_loss = self._epoch(X_train, T_train, sw_train,
                                                sample_idx if self.shuffle else None,
                                                batch_size)
@@ -421,7 +498,7 @@ class _GDCoreMLP:
         start, total = 0, 0.0
         if (n_full and sample_weight is None and not sp.issparse(X)
                 and self._loss_scale == 1.0):
-            order64 = order.astype(np.int64) if order is not None else None
+            order64 = order.astype(np.int64, copy=False) if order is not None else None
             kind, flags, state = optimizer.native_plan(net.params)
             ws = net._ensure_workspace(batch_size, epochs=order is not None)
             seeds = (net._rng.bit_generator.random_raw(n_full).astype(np.uint64)
@@ -525,6 +602,15 @@ class _GDCoreMLP:
                 out[rows] = net.forward(X[rows].toarray(), n_threads=self.n_threads)
             return out
         return net.forward(X, n_threads=self.n_threads)
+
+
+def _shuffled(index, random_state):
+    """``sklearn.utils.shuffle(index, random_state=random_state)`` for one 1-D array,
+    without its input checks: the same draw (``random_state.shuffle`` of an arange, as
+    ``sklearn.utils.resample`` makes it), so the same order."""
+    perm = np.arange(index.shape[0])
+    random_state.shuffle(perm)
+    return index[perm]
 
 
 def _span(buffer, view):
