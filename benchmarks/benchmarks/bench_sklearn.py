@@ -10,6 +10,11 @@
   Configurations: the textbook net ``(15,)`` at batch 32 with adam and with sgd
   (2 epochs), and scikit-learn's defaults ``(100,)``, adam, batch 200 (10 epochs).
   ``tol=0`` and ``n_iter_no_change=max_iter`` so every run makes all its epochs.
+* ``TimeWeightedStep``: one training step with ``sample_weight`` (the weighted loss
+  and delta the estimators' weighted and last, smaller batches run, through
+  ``MLP._step`` as they call it), native beside its reference twin, and the native
+  unweighted step beside them (``weighted=False``: the cost of the weights), Adam,
+  float32, 1 thread.
 * ``TrackDigitsAccuracy``: test-split accuracy on scikit-learn's digits (75/25 split,
   ``random_state=0``, inputs scaled to [0, 1]) with scikit-learn's default estimator
   settings and ``random_state=0``, for ``gdcore`` and ``sklearn``.
@@ -86,6 +91,41 @@ class TimeEstimatorFit:
             opt = gd.optim.SGD(lr=p["learning_rate_init"], momentum=0.9, nesterov=True)
         net.fit(self.X, self.y, epochs=self.epochs, batch_size=p["batch_size"],
                 optimizer=opt, l2=1e-4 / p["batch_size"], progress=False, n_threads=1)
+
+
+# name -> (layer sizes, batch)
+WEIGHTED_NETS = {"784-15-10_b32": ([784, 15, 10], 32),
+                 "784-256-128-10_b128": ([784, 256, 128, 10], 128)}
+
+
+class TimeWeightedStep:
+    params = (["native", "reference"], list(WEIGHTED_NETS), [True, False])
+    param_names = ["backend", "network", "weighted"]
+    timeout = 120
+
+    def setup(self, backend_name, network, weighted):
+        import gdcore as gd
+        self.limits = ThreadLimits(1).start()
+        sizes, batch = WEIGHTED_NETS[network]
+        self.net = gd.MLP(sizes, activation="relu", dtype="float32", seed=0,
+                          backend=backend_name)
+        self.opt = gd.optim.Adam(lr=1e-3, backend=backend_name)
+        self.X = matrix(batch, sizes[0], "float32", seed=1)
+        self.T = np.random.default_rng(2).integers(0, sizes[-1], batch)
+        self.w = (np.random.default_rng(3).uniform(0.5, 2.0, batch).astype(np.float32)
+                  if weighted else None)
+        self.l2 = 1e-4 / batch
+        for _ in range(3):          # workspace, optimizer state, the stall guard's steps
+            self.time_step(backend_name, network, weighted)
+
+    def teardown(self, *params):
+        limits = getattr(self, "limits", None)
+        if limits is not None:
+            limits.stop()
+
+    def time_step(self, backend_name, network, weighted):
+        self.net._step(self.X, self.T, self.opt, True, 0.0, self.l2, 0.0, 0, 1,
+                       sample_weight=self.w)
 
 
 class TrackDigitsAccuracy:
