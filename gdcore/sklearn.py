@@ -23,6 +23,11 @@ Notes
   squared error.  scikit-learn's squared loss is the mean over all elements / 2,
   gdcore's the mean over samples of the sum over outputs / 2: the gradient
   (Y - T) / n_samples is the same and the reported loss is divided by n_outputs.
+- Targets: single-output multiclass labels reach the softmax cross-entropy as int64
+  codes into ``classes_`` (``classes_`` is sorted, so a code is a label's position),
+  binary labels as LabelBinarizer's one 0/1 column, multilabel targets as its
+  indicator matrix: the classes, checks and error messages are scikit-learn's, but no
+  one-hot matrix is built for the multiclass case (a copy of n_samples x n_classes).
 - L2: scikit-learn adds ``alpha * W / n`` to the weight gradients and
   ``0.5 * alpha * ||W||^2 / n`` to the loss (n: the batch's size, or its sum of
   sample weights); this is gdcore's ``l2`` with ``l2 = alpha / n``, per batch.
@@ -62,9 +67,11 @@ Notes
 .. rubric:: Compatibility
 
 Written against scikit-learn 1.9: besides the public classes it uses their helpers
-``_validate_input``, ``_initialize``/``_init_coef`` and
-``_update_no_improvement_count``, so that label handling, initialisation and stopping
-stay exactly scikit-learn's; the tests compare every solver with scikit-learn's own
+``_validate_input`` (the classifier's is followed line by line up to the label
+encoding above), ``_initialize``/``_init_coef`` and ``_update_no_improvement_count``,
+so that label handling, initialisation and stopping stay exactly scikit-learn's; the
+epoch shuffle draws what ``sklearn.utils.shuffle`` draws (``random_state.shuffle`` of
+an arange) without its input checks; the tests compare every solver with scikit-learn's own
 estimators, so a change there shows up as a failing comparison.
 
 Sparse X (CSR/CSC) is densified one mini-batch at a time (for L-BFGS and prediction,
@@ -94,7 +101,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.neural_network import MLPClassifier as _SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
-from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.optimize import _check_optimize_result
@@ -509,9 +516,9 @@ class _GDCoreMLP:
                              _openmp.resolve(self.n_threads), n_full * batch_size)
             optimizer.step_count += n_full
             start = n_full * batch_size
-        for batch in gen_batches(n_samples, batch_size):
-            if batch.stop <= start:
-                continue
+        # the remaining batches of gen_batches(n_samples, batch_size), from ``start``
+        for begin in range(start, n_samples, batch_size):
+            batch = slice(begin, min(begin + batch_size, n_samples))
             rows = order[batch] if order is not None else batch
             total += self._batch_step(X[rows], T[rows],
                                       sample_weight[rows] if sample_weight is not None
