@@ -71,8 +71,8 @@ Written against scikit-learn 1.9: besides the public classes it uses their helpe
 encoding above), ``_initialize``/``_init_coef`` and ``_update_no_improvement_count``,
 so that label handling, initialisation and stopping stay exactly scikit-learn's; the
 epoch shuffle draws what ``sklearn.utils.shuffle`` draws (``random_state.shuffle`` of
-an arange) without its input checks; the tests compare every solver with scikit-learn's own
-estimators, so a change there shows up as a failing comparison.
+an arange) without its input checks; the tests compare every solver with
+scikit-learn's own estimators, so a change there shows up as a failing comparison.
 
 Sparse X (CSR/CSC) is densified one mini-batch at a time (for L-BFGS and prediction,
 in blocks of ``SPARSE_BLOCK_ROWS`` rows), never whole.

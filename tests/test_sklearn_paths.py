@@ -33,7 +33,8 @@ def test_encoded_labels_carry_label_binarizers_information(y):
     if clf._label_binarizer.y_type_ == "multiclass":
         # int64 codes into classes_, one per sample: the one-hot rows' argmax
         assert encoded.dtype == np.int64 and encoded.shape == (len(y),)
-        np.testing.assert_array_equal(np.eye(len(clf.classes_), dtype=bool)[encoded], onehot)
+        eye = np.eye(len(clf.classes_), dtype=bool)
+        np.testing.assert_array_equal(eye[encoded], onehot)
         np.testing.assert_array_equal(clf._decode_labels(encoded), y)
     else:
         # binary: LabelBinarizer's one column; multilabel: its indicator matrix

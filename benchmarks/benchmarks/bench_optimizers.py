@@ -58,8 +58,8 @@ class TimeOptimizerUpdate(KernelBenchmark):
         return n, "optimizer_min_per_thread"
 
     def setup(self, backend_name, optimizer, dtype, n, n_threads):
-        kernels = self.prepare(backend_name, n_threads,
-                               self.thread_work(backend_name, optimizer, dtype, n, n_threads))
+        work = self.thread_work(backend_name, optimizer, dtype, n, n_threads)
+        kernels = self.prepare(backend_name, n_threads, work)
         self.update, self.args, self.kwargs = make_update(kernels, optimizer, dtype, n,
                                                           n_threads)
 
