@@ -16,7 +16,7 @@ PAIRS = [("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy"),
 # the parametrised hidden activations, at their defaults and with other parameters
 PARAM_ACTIVATIONS = ["leaky_relu", ("leaky_relu", {"negative_slope": 0.2}), "elu",
                      ("elu", {"alpha": 0.5}), "gelu", ("gelu", {"approximate": "tanh"}),
-                     "softplus", ("softplus", {"beta": 2.0, "threshold": 1.0}), "silu"]
+                     "softplus", ("softplus", {"beta": 2.0, "threshold": 5.0}), "silu"]
 OPTIMIZERS = [
     (optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)),
     (optim.Adagrad, dict(lr=0.05, lr_decay=0.01)),
@@ -321,7 +321,7 @@ def test_a_parametrised_activation_changes_the_network(rng):
     (dict(activation=("leaky_relu", {"negative_slope": -0.1})), "'negative_slope' must be"),
     (dict(activation=("gelu", {"approximate": "sigmoid"})), "'none' or 'tanh'"),
     (dict(activation=("softplus", {"threshold": float("nan")})), "'threshold' must be"),
-    (dict(activation=("silu", 1.0)), "a name or a pair"),
+    (dict(activation=[("silu", 1.0)]), "a name or a pair"),
     (dict(loss=("huber", {"delta": -1.0})), "'delta' must be"),
     (dict(loss=("mae", {"delta": 1.0})), "has no parameter 'delta'"),
     (dict(output="softmax", loss="poisson"), "does not go with"),

@@ -30,7 +30,10 @@ an unknown name or parameter, or a value out of range, raises ValueError naming 
 for gelu and silu, whose derivative is not a function of the output: for them it
 takes the pre-activation U in place of Y.  Softplus is computed as
 (max(b u, 0) + log1p(exp(-|b u|))) / b, equal to torch's formula, which never
-overflows.
+overflows.  Torch's softplus jumps at the threshold (from log1p(exp(th)) / b to
+th / b), so an output in between may come from either side: its derivative from the
+output is 1 where torch's may be sigmoid(th), a difference below exp(-th) (2e-9 at
+the default threshold 20).
 """
 import numpy as np
 import scipy.special
