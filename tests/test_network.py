@@ -285,11 +285,12 @@ def test_bad_input_raises_clear_errors(rng):
 @pytest.mark.parametrize("activation", PARAM_ACTIVATIONS)
 def test_parametrised_activations_train_natively_as_the_reference(activation, n_threads,
                                                                   dtype, rng):
-    # a layer of 512 x 160 outputs splits the elementwise passes between two threads
-    native, ref = _pair([9, 160, 3], "identity", "huber", dtype,
+    # 512 x 32 x 160 multiply-adds give the step two threads, and the 512 x 160 outputs
+    # split the elementwise passes between them
+    native, ref = _pair([32, 160, 3], "identity", "huber", dtype,
                         activation=activation)
     opt_n, opt_r = optim.Adam(lr=1e-2), optim.Adam(lr=1e-2)
-    X = rng.standard_normal((512, 9)).astype(dtype)
+    X = rng.standard_normal((512, 32)).astype(dtype)
     T = rng.standard_normal((512, 3)).astype(dtype)
     for _ in range(5):
         loss_n = native.train_step(X, T, opt_n, n_threads=n_threads)

@@ -1,7 +1,7 @@
 """Elementwise kernels: activations, their backward pass, and the fused loss + delta."""
-from .common import (ACTIVATIONS, BACKEND_NAMES, DTYPES, LOSSES, THREADS,
-                     KernelBenchmark, activation_output, empty, loss_inputs, matrix,
-                     parse_shape)
+from .common import (ACTIVATIONS, BACKEND_NAMES, DTYPES, LOSSES, NEW_LOSSES,
+                     PARAM_ACTIVATIONS, THREADS, KernelBenchmark, activation_output,
+                     activation_spec, empty, loss_inputs, matrix, parse_shape)
 
 ACTIVATION_SHAPES = ["128x256", "1024x1024"]
 LOSS_SHAPES = ["128x10", "4096x10"]
@@ -9,7 +9,8 @@ LOSS_SHAPES = ["128x10", "4096x10"]
 
 class TimeActivation(KernelBenchmark):
     """Y = f(U) into a preallocated buffer (softmax: per row)."""
-    params = (BACKEND_NAMES, ACTIVATIONS, DTYPES, ACTIVATION_SHAPES, THREADS)
+    params = (BACKEND_NAMES, ACTIVATIONS + PARAM_ACTIVATIONS, DTYPES, ACTIVATION_SHAPES,
+              THREADS)
     param_names = ["backend", "activation", "dtype", "shape", "n_threads"]
 
     def setup(self, backend_name, activation, dtype, shape, n_threads):
@@ -18,15 +19,18 @@ class TimeActivation(KernelBenchmark):
         rows, cols = parse_shape(shape)
         self.U = matrix(rows, cols, dtype)
         self.out = empty((rows, cols), dtype)
-        self.activation(activation, self.U, out=self.out, n_threads=n_threads)
+        self.spec = activation_spec(activation)
+        self.activation(self.spec, self.U, out=self.out, n_threads=n_threads)
 
     def time_activation(self, backend_name, activation, dtype, shape, n_threads):
-        self.activation(activation, self.U, out=self.out, n_threads=n_threads)
+        self.activation(self.spec, self.U, out=self.out, n_threads=n_threads)
 
 
 class TimeActivationBackward(KernelBenchmark):
-    """dE/dU from the stored output Y and dE/dY, into a preallocated buffer."""
-    params = (BACKEND_NAMES, ACTIVATIONS, DTYPES, ACTIVATION_SHAPES, THREADS)
+    """dE/dU from the stored output Y (the pre-activation for gelu and silu) and dE/dY,
+    into a preallocated buffer."""
+    params = (BACKEND_NAMES, ACTIVATIONS + PARAM_ACTIVATIONS, DTYPES, ACTIVATION_SHAPES,
+              THREADS)
     param_names = ["backend", "activation", "dtype", "shape", "n_threads"]
 
     def setup(self, backend_name, activation, dtype, shape, n_threads):
@@ -36,16 +40,17 @@ class TimeActivationBackward(KernelBenchmark):
         self.Y = activation_output(activation, rows, cols, dtype)
         self.dY = matrix(rows, cols, dtype, seed=1)
         self.out = empty((rows, cols), dtype)
-        self.backward(activation, self.Y, self.dY, out=self.out, n_threads=n_threads)
+        self.spec = activation_spec(activation)
+        self.backward(self.spec, self.Y, self.dY, out=self.out, n_threads=n_threads)
 
     def time_activation_backward(self, backend_name, activation, dtype, shape, n_threads):
-        self.backward(activation, self.Y, self.dY, out=self.out, n_threads=n_threads)
+        self.backward(self.spec, self.Y, self.dY, out=self.out, n_threads=n_threads)
 
 
 class TimeLossDelta(KernelBenchmark):
     """(loss, D) of an output layer in one call, D preallocated; Y is the output of the
     loss's paired activation, cross_entropy takes integer labels."""
-    params = (BACKEND_NAMES, LOSSES, DTYPES, LOSS_SHAPES, THREADS)
+    params = (BACKEND_NAMES, LOSSES + NEW_LOSSES, DTYPES, LOSS_SHAPES, THREADS)
     param_names = ["backend", "loss", "dtype", "shape", "n_threads"]
 
     def setup(self, backend_name, loss, dtype, shape, n_threads):
