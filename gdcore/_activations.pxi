@@ -137,9 +137,13 @@ cdef void param_activation_range(int act, double p0, double p1, const floating* 
     elif act == ACT_ELU:
         for i in range(start, stop):
             Y[i] = param_act_value(ACT_ELU, p0, p1, U[i])
+    elif act == ACT_GELU and p0 != 0:
+        # the tanh form in a loop of its own: no libm call in it, so it vectorises
+        for i in range(start, stop):
+            Y[i] = param_act_value(ACT_GELU, 1.0, p1, U[i])
     elif act == ACT_GELU:
         for i in range(start, stop):
-            Y[i] = param_act_value(ACT_GELU, p0, p1, U[i])
+            Y[i] = param_act_value(ACT_GELU, 0.0, p1, U[i])
     elif act == ACT_SOFTPLUS:
         for i in range(start, stop):
             Y[i] = param_act_value(ACT_SOFTPLUS, p0, p1, U[i])
@@ -160,9 +164,12 @@ cdef void param_activation_backward_range(int act, double p0, double p1,
     elif act == ACT_ELU:
         for i in range(start, stop):
             D[i] = dY[i] * param_act_slope(ACT_ELU, p0, p1, S[i])
+    elif act == ACT_GELU and p0 != 0:
+        for i in range(start, stop):
+            D[i] = dY[i] * param_act_slope(ACT_GELU, 1.0, p1, S[i])
     elif act == ACT_GELU:
         for i in range(start, stop):
-            D[i] = dY[i] * param_act_slope(ACT_GELU, p0, p1, S[i])
+            D[i] = dY[i] * param_act_slope(ACT_GELU, 0.0, p1, S[i])
     elif act == ACT_SOFTPLUS:
         for i in range(start, stop):
             D[i] = dY[i] * param_act_slope(ACT_SOFTPLUS, p0, p1, S[i])

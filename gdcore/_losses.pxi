@@ -23,7 +23,7 @@ cdef enum:
     LOSS_MIN_CHUNK_ROWS = 128
     LOSS_MAX_CHUNKS = 256
 
-from libc.math cimport exp, fabs
+from libc.math cimport fabs
 
 
 cdef inline bint loss_is_mean(int loss) noexcept nogil:
@@ -96,7 +96,7 @@ cdef double loss_rows(int loss, const floating* Y,       # IN (n_samples, n_out)
                     d[j] = (one if diff > zero else (-one if diff < zero else diff)) / mse_scale
         elif loss == LOSS_POISSON:
             for j in range(n_out):
-                total += exp(<double>y[j]) - <double>t[j] * <double>y[j]
+                total += exp_f64(<double>y[j]) - <double>t[j] * <double>y[j]
             if d != NULL:
                 for j in range(n_out):
                     if floating is float:
