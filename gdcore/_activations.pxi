@@ -6,6 +6,25 @@
 # and give the same bits for any thread count.  Softmax works per row: max, exp of the
 # shifted row, a sum accumulated in double, one division per element.  Work below
 # ELEMENTWISE_MIN_PER_THREAD elements runs on one thread.
+#
+# The parametrised activations (leaky_relu .. silu, the codes from ACT_LEAKY_RELU on)
+# take two float64 parameters p0, p1 (see gdcore._validation.native_params) and are
+# not fused into the dense layer's epilogue: the network step runs them as their own
+# pass over the layer output.  Their backward pass reads "stored values" S: the output
+# Y, except for gelu and silu, whose derivative is not a function of Y, where S is the
+# pre-activation U.
+
+cdef extern from "math.h" nogil:
+    float erff(float)
+    double erf(double)
+    float expm1f(float)
+    double expm1(double)
+    float log1pf(float)
+    double log1p(double)
+
+cdef enum:
+    # first code of the parametrised activations
+    ACT_FIRST_PARAM = ACT_LEAKY_RELU
 
 cdef inline floating act_value(int act, floating u) noexcept nogil:
     """f(u) for the elementwise activations (all but softmax)."""
@@ -25,6 +44,138 @@ cdef inline floating act_value(int act, floating u) noexcept nogil:
         # becomes +0.0; one comparison, so the loop stays a vector select
         return zero if u <= zero else u
     return u
+
+
+cdef inline floating param_act_value(int act, double p0, double p1,
+                                     floating u) noexcept nogil:
+    """f(u) of a parametrised activation, in torch's formulas."""
+    cdef floating zero = 0, one = 1, half = 0.5, a = <floating>p0, bu, s, inner
+    if act == ACT_LEAKY_RELU:
+        return u if u > zero else u * a
+    elif act == ACT_ELU:
+        if floating is float:
+            return u if u > zero else a * expm1f(u)
+        else:
+            return u if u > zero else a * expm1(u)
+    elif act == ACT_GELU:
+        if p0 != 0:       # tanh approximation
+            inner = <floating>0.7978845608028654 * (u + <floating>0.044715 * u * u * u)
+            if floating is float:
+                return half * u * (one + tanh_f32(inner))
+            else:
+                return half * u * (one + tanh_f64(inner))
+        if floating is float:
+            return u * half * (one + erff(u * <floating>0.7071067811865476))
+        else:
+            return u * half * (one + erf(u * <floating>0.7071067811865476))
+    elif act == ACT_SOFTPLUS:
+        # log1p(exp(b u)) / b as max(b u, 0) + log1p(exp(-|b u|)): never overflows
+        bu = a * u
+        if bu > <floating>p1:
+            return u
+        if floating is float:
+            return ((bu if bu > zero else zero) + log1pf(exp_f32(-bu if bu > zero else bu))) / a
+        else:
+            return ((bu if bu > zero else zero) + log1p(exp_f64(-bu if bu > zero else bu))) / a
+    # silu
+    if floating is float:
+        s = sigmoid_f32(u)
+    else:
+        s = sigmoid_f64(u)
+    return u * s
+
+
+cdef inline floating param_act_slope(int act, double p0, double p1,
+                                     floating s) noexcept nogil:
+    """f'(u) of a parametrised activation from its stored value s (the output y, or
+    the pre-activation u for gelu and silu)."""
+    cdef floating zero = 0, one = 1, half = 0.5, a = <floating>p0, t, x2, sg, by
+    if act == ACT_LEAKY_RELU:
+        return one if s > zero else a
+    elif act == ACT_ELU:
+        return one if s > zero else s + a
+    elif act == ACT_SOFTPLUS:
+        # sigmoid(b u) = 1 - exp(-b y)
+        by = a * s
+        if by > <floating>p1:
+            return one
+        if floating is float:
+            return -expm1f(-by)
+        else:
+            return -expm1(-by)
+    elif act == ACT_GELU:
+        x2 = s * s
+        if p0 != 0:
+            if floating is float:
+                t = tanh_f32(<floating>0.7978845608028654 * (s + <floating>0.044715 * x2 * s))
+            else:
+                t = tanh_f64(<floating>0.7978845608028654 * (s + <floating>0.044715 * x2 * s))
+            return (half * (one + t) + half * s * (one - t * t)
+                    * (<floating>0.7978845608028654 * (one + <floating>0.134145 * x2)))
+        if floating is float:
+            return (half * (one + erff(s * <floating>0.7071067811865476))
+                    + s * exp_f32(-half * x2) * <floating>0.3989422804014327)
+        else:
+            return (half * (one + erf(s * <floating>0.7071067811865476))
+                    + s * exp_f64(-half * x2) * <floating>0.3989422804014327)
+    # silu
+    if floating is float:
+        sg = sigmoid_f32(s)
+    else:
+        sg = sigmoid_f64(s)
+    return sg * (one + s * (one - sg))
+
+
+cdef void param_activation_range(int act, double p0, double p1, const floating* U,
+                                 floating* Y, Py_ssize_t start,
+                                 Py_ssize_t stop) noexcept nogil:
+    """Y[i] = f(U[i]) for a parametrised activation; one loop per activation."""
+    cdef Py_ssize_t i
+    if act == ACT_LEAKY_RELU:
+        for i in range(start, stop):
+            Y[i] = param_act_value(ACT_LEAKY_RELU, p0, p1, U[i])
+    elif act == ACT_ELU:
+        for i in range(start, stop):
+            Y[i] = param_act_value(ACT_ELU, p0, p1, U[i])
+    elif act == ACT_GELU and p0 != 0:
+        # the tanh form in a loop of its own: no libm call in it, so it vectorises
+        for i in range(start, stop):
+            Y[i] = param_act_value(ACT_GELU, 1.0, p1, U[i])
+    elif act == ACT_GELU:
+        for i in range(start, stop):
+            Y[i] = param_act_value(ACT_GELU, 0.0, p1, U[i])
+    elif act == ACT_SOFTPLUS:
+        for i in range(start, stop):
+            Y[i] = param_act_value(ACT_SOFTPLUS, p0, p1, U[i])
+    else:
+        for i in range(start, stop):
+            Y[i] = param_act_value(ACT_SILU, p0, p1, U[i])
+
+
+cdef void param_activation_backward_range(int act, double p0, double p1,
+                                          const floating* S, const floating* dY,
+                                          floating* D, Py_ssize_t start,
+                                          Py_ssize_t stop) noexcept nogil:
+    """D[i] = dY[i] f'(from S[i]) for a parametrised activation."""
+    cdef Py_ssize_t i
+    if act == ACT_LEAKY_RELU:
+        for i in range(start, stop):
+            D[i] = dY[i] * param_act_slope(ACT_LEAKY_RELU, p0, p1, S[i])
+    elif act == ACT_ELU:
+        for i in range(start, stop):
+            D[i] = dY[i] * param_act_slope(ACT_ELU, p0, p1, S[i])
+    elif act == ACT_GELU and p0 != 0:
+        for i in range(start, stop):
+            D[i] = dY[i] * param_act_slope(ACT_GELU, 1.0, p1, S[i])
+    elif act == ACT_GELU:
+        for i in range(start, stop):
+            D[i] = dY[i] * param_act_slope(ACT_GELU, 0.0, p1, S[i])
+    elif act == ACT_SOFTPLUS:
+        for i in range(start, stop):
+            D[i] = dY[i] * param_act_slope(ACT_SOFTPLUS, p0, p1, S[i])
+    else:
+        for i in range(start, stop):
+            D[i] = dY[i] * param_act_slope(ACT_SILU, p0, p1, S[i])
 
 
 cdef void activation_range(int act, const floating* U, floating* Y,
@@ -89,7 +240,8 @@ cdef void softmax_row(const floating* u, floating* y, Py_ssize_t n) noexcept nog
 
 
 cdef void activation_core(int act, const floating* U, floating* Y, Py_ssize_t n_rows,
-                          Py_ssize_t n_cols, int n_threads) noexcept nogil:
+                          Py_ssize_t n_cols, int n_threads, double p0=0,
+                          double p1=0) noexcept nogil:
     cdef Py_ssize_t n = n_rows * n_cols
     cdef int nt = threads_for(n_threads, n, ELEMENTWISE_MIN_PER_THREAD)
     cdef Py_ssize_t t, block, i
@@ -101,6 +253,15 @@ cdef void activation_core(int act, const floating* U, floating* Y, Py_ssize_t n_
         else:
             for i in prange(n_rows, schedule='static', num_threads=nt):
                 softmax_row(U + i * n_cols, Y + i * n_cols, n_cols)
+        return
+    if act >= ACT_FIRST_PARAM:
+        if nt == 1:
+            param_activation_range(act, p0, p1, U, Y, 0, n)
+            return
+        block = thread_block(n, nt)
+        for t in prange(nt, schedule='static', num_threads=nt):
+            param_activation_range(act, p0, p1, U, Y, min(t * block, n),
+                                   min((t + 1) * block, n))
         return
     if nt == 1:
         activation_range(act, U, Y, 0, n)
@@ -146,7 +307,9 @@ cdef void softmax_backward_row(const floating* y, const floating* dy, floating* 
 
 cdef void activation_backward_core(int act, const floating* Y, const floating* dY,
                                    floating* D, Py_ssize_t n_rows, Py_ssize_t n_cols,
-                                   int n_threads) noexcept nogil:
+                                   int n_threads, double p0=0, double p1=0) noexcept nogil:
+    """D = dY f'(from Y); for the parametrised activations Y holds the stored values
+    (the pre-activation for gelu and silu)."""
     cdef Py_ssize_t n = n_rows * n_cols
     cdef int nt = threads_for(n_threads, n, ELEMENTWISE_MIN_PER_THREAD)
     cdef Py_ssize_t t, block, i
@@ -159,6 +322,15 @@ cdef void activation_backward_core(int act, const floating* Y, const floating* d
             for i in prange(n_rows, schedule='static', num_threads=nt):
                 softmax_backward_row(Y + i * n_cols, dY + i * n_cols, D + i * n_cols, n_cols)
         return
+    if act >= ACT_FIRST_PARAM:
+        if nt == 1:
+            param_activation_backward_range(act, p0, p1, Y, dY, D, 0, n)
+            return
+        block = thread_block(n, nt)
+        for t in prange(nt, schedule='static', num_threads=nt):
+            param_activation_backward_range(act, p0, p1, Y, dY, D, min(t * block, n),
+                                            min((t + 1) * block, n))
+        return
     if nt == 1:
         activation_backward_range(act, Y, dY, D, 0, n)
         return
@@ -167,19 +339,22 @@ cdef void activation_backward_core(int act, const floating* Y, const floating* d
         activation_backward_range(act, Y, dY, D, min(t * block, n), min((t + 1) * block, n))
 
 
-def activation_forward(int act, const floating[:, ::1] U, floating[:, ::1] Y, int n_threads):
-    """Y = f(U) on validated arrays of one shape (``gdcore.kernels.activation``)."""
+def activation_forward(int act, const floating[:, ::1] U, floating[:, ::1] Y, int n_threads,
+                       double p0=0, double p1=0):
+    """Y = f(U) on validated arrays of one shape (``gdcore.kernels.activation``);
+    p0, p1: the parameters of a parametrised activation."""
     if U.shape[0] == 0 or U.shape[1] == 0:
         return
     with nogil:
-        activation_core(act, &U[0, 0], &Y[0, 0], U.shape[0], U.shape[1], n_threads)
+        activation_core(act, &U[0, 0], &Y[0, 0], U.shape[0], U.shape[1], n_threads, p0, p1)
 
 
 def activation_backward(int act, const floating[:, ::1] Y, const floating[:, ::1] dY,
-                        floating[:, ::1] D, int n_threads):
-    """D = dY * f'(from Y) on validated arrays (``gdcore.kernels.activation_backward``)."""
+                        floating[:, ::1] D, int n_threads, double p0=0, double p1=0):
+    """D = dY * f'(from Y) on validated arrays (``gdcore.kernels.activation_backward``);
+    Y holds the pre-activation for gelu and silu."""
     if Y.shape[0] == 0 or Y.shape[1] == 0:
         return
     with nogil:
         activation_backward_core(act, &Y[0, 0], &dY[0, 0], &D[0, 0], Y.shape[0],
-                                 Y.shape[1], n_threads)
+                                 Y.shape[1], n_threads, p0, p1)

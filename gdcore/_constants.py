@@ -13,9 +13,11 @@ here: append its name (and, for an optimizer, its scalar and state layouts).
 
 # ---- codes ------------------------------------------------------------------------
 # activations of gdcore.kernels.activation / dense layers: ACT_<NAME> = index
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "softmax")
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "softmax",
+               "leaky_relu", "elu", "gelu", "softplus", "silu")
 # losses of gdcore.kernels.loss_delta: LOSS_<NAME> = index
-LOSSES = ("squared_error", "mse", "cross_entropy", "binary_cross_entropy")
+LOSSES = ("squared_error", "mse", "cross_entropy", "binary_cross_entropy",
+          "huber", "mae", "poisson")
 # native update loops (AdamW is Adam with the decoupled-decay flag): OPT_<NAME> = index
 OPTIMIZERS = ("sgd", "adagrad", "adadelta", "rmsprop", "adam")
 

@@ -10,6 +10,9 @@
 # Logarithms are libm's, on probabilities clipped below at the dtype's smallest normal
 # number (a saturated output gives a large finite loss, never inf).  The clip lets NaN
 # through, as numpy.maximum does: a NaN output gives a NaN loss, never a finite one.
+# huber, mae and poisson (log input) are torch's HuberLoss, L1Loss and PoissonNLLLoss
+# (log_input=True, full=False), averaged over all B * K elements like mse; ``lp`` is
+# the loss's parameter (huber's delta).
 
 cdef extern from "float.h":
     double FLT_MIN
@@ -19,6 +22,14 @@ cdef enum:
     # chunks of at least this many rows, at most LOSS_MAX_CHUNKS of them
     LOSS_MIN_CHUNK_ROWS = 128
     LOSS_MAX_CHUNKS = 256
+
+from libc.math cimport fabs
+
+
+cdef inline bint loss_is_mean(int loss) noexcept nogil:
+    """True for the losses averaged over all B * K elements (positive terms)."""
+    return loss == LOSS_MSE or loss == LOSS_HUBER or loss == LOSS_MAE or loss == LOSS_POISSON
+
 
 cdef inline double log_clipped(double p, double tiny) noexcept nogil:
     # "not (p < tiny)" keeps NaN (every comparison with NaN is false)
@@ -30,7 +41,7 @@ cdef double loss_rows(int loss, const floating* Y,       # IN (n_samples, n_out)
                       const cnp.int64_t* labels,          # IN (n_samples,) or NULL
                       floating* D,                        # OUT (n_samples, n_out) or NULL
                       Py_ssize_t row_start, Py_ssize_t row_stop, Py_ssize_t n_samples,
-                      Py_ssize_t n_out) noexcept nogil:
+                      Py_ssize_t n_out, double lp) noexcept nogil:
     """Sum of the per-row terms of the loss over [row_start, row_stop); writes D rows."""
     cdef Py_ssize_t i, j, label
     cdef const floating* y
@@ -41,7 +52,8 @@ cdef double loss_rows(int loss, const floating* Y,       # IN (n_samples, n_out)
     cdef floating mse_scale = <floating>(n_samples * n_out)
     cdef floating one = 1, two = 2
     cdef double tiny = FLT_MIN if floating is float else DBL_MIN
-    cdef double total = 0, t64
+    cdef double total = 0, t64, a64
+    cdef floating delta = <floating>lp, zero = 0, e
     for i in range(row_start, row_stop):
         y = Y + i * n_out
         d = D + i * n_out if D != NULL else NULL
@@ -65,6 +77,33 @@ cdef double loss_rows(int loss, const floating* Y,       # IN (n_samples, n_out)
                 else:
                     for j in range(n_out):
                         d[j] = (y[j] - t[j]) / batch
+        elif loss == LOSS_HUBER:
+            for j in range(n_out):
+                a64 = fabs(<double>y[j] - <double>t[j])
+                total += 0.5 * a64 * a64 if a64 < lp else lp * (a64 - 0.5 * lp)
+            if d != NULL:
+                for j in range(n_out):
+                    diff = y[j] - t[j]
+                    diff = -delta if diff < -delta else (delta if diff > delta else diff)
+                    d[j] = diff / mse_scale
+        elif loss == LOSS_MAE:
+            for j in range(n_out):
+                total += fabs(<double>y[j] - <double>t[j])
+            if d != NULL:
+                for j in range(n_out):
+                    # numpy.sign: 0 at 0, NaN for NaN
+                    diff = y[j] - t[j]
+                    d[j] = (one if diff > zero else (-one if diff < zero else diff)) / mse_scale
+        elif loss == LOSS_POISSON:
+            for j in range(n_out):
+                total += exp_f64(<double>y[j]) - <double>t[j] * <double>y[j]
+            if d != NULL:
+                for j in range(n_out):
+                    if floating is float:
+                        e = exp_f32(y[j])
+                    else:
+                        e = exp_f64(y[j])
+                    d[j] = (e - t[j]) / mse_scale
         elif loss == LOSS_CROSS_ENTROPY:
             row_sum = 0
             for j in range(n_out):
@@ -85,7 +124,7 @@ cdef double loss_rows(int loss, const floating* Y,       # IN (n_samples, n_out)
 
 cdef double loss_core(int loss, const floating* Y, const floating* T,
                       const cnp.int64_t* labels, floating* D, Py_ssize_t n_samples,
-                      Py_ssize_t n_out, int n_threads) noexcept nogil:
+                      Py_ssize_t n_out, int n_threads, double lp=0) noexcept nogil:
     """The batch loss (and D when not NULL); NaN for an empty batch."""
     cdef double[LOSS_MAX_CHUNKS] partial
     cdef Py_ssize_t chunk_rows, n_chunks, c
@@ -100,28 +139,31 @@ cdef double loss_core(int loss, const floating* Y, const floating* T,
     if nt == 1:
         for c in range(n_chunks):
             partial[c] = loss_rows(loss, Y, T, labels, D, c * chunk_rows,
-                                   min((c + 1) * chunk_rows, n_samples), n_samples, n_out)
+                                   min((c + 1) * chunk_rows, n_samples), n_samples, n_out,
+                                   lp)
     else:
         for c in prange(n_chunks, schedule='static', num_threads=nt):
             partial[c] = loss_rows(loss, Y, T, labels, D, c * chunk_rows,
-                                   min((c + 1) * chunk_rows, n_samples), n_samples, n_out)
+                                   min((c + 1) * chunk_rows, n_samples), n_samples, n_out,
+                                   lp)
     for c in range(n_chunks):
         total += partial[c]
     if loss == LOSS_SQUARED_ERROR:
         return 0.5 * total / n_samples
-    if loss == LOSS_MSE:
+    if loss_is_mean(loss):
         return total / max(n_samples * n_out, 1)
     return -total / n_samples
 
 
 def loss_delta_targets(int loss, const floating[:, ::1] Y, const floating[:, ::1] T,
-                       floating[:, ::1] D, int n_threads):
-    """Loss (and D unless D is None) for (n_samples, n_out) targets T."""
+                       floating[:, ::1] D, int n_threads, double lp=0):
+    """Loss (and D unless D is None) for (n_samples, n_out) targets T; ``lp``: the
+    loss's parameter (huber's delta)."""
     cdef double value
     cdef floating* D_ptr = ptr2(D) if D is not None else NULL
     with nogil:
         value = loss_core(loss, cptr2(Y), cptr2(T), NULL, D_ptr, Y.shape[0], Y.shape[1],
-                          n_threads)
+                          n_threads, lp)
     return value
 
 

@@ -9,6 +9,8 @@
 #
 #     inputs (+ Gaussian noise)                          training only
 #     for each layer:  A_l = f(A_{l-1} W_l + b_l)         dense_forward_core
+#                      (parametrised activations: a pass of their own after the
+#                      GEMM, the pre-activation kept in Z_l for gelu and silu)
 #                      inverted dropout on hidden A_l     training only
 #     E, G_L = loss_delta(A_L, T)                         canonical delta (Y - T) / B
 #     for each layer, last first:
@@ -80,6 +82,10 @@ cdef struct Net:
     Py_ssize_t n_params
     Py_ssize_t sizes[MAX_LAYERS + 1]
     int acts[MAX_LAYERS]
+    double act_p0[MAX_LAYERS]   # parameters of parametrised activations
+    double act_p1[MAX_LAYERS]
+    void* Z[MAX_LAYERS]         # pre-activation of gelu/silu layers, else NULL
+    double loss_param           # huber's delta
     Py_ssize_t w_off[MAX_LAYERS]
     Py_ssize_t b_off[MAX_LAYERS]
     double keep[MAX_LAYERS]
@@ -195,7 +201,7 @@ cdef bint all_finite(const floating* a, Py_ssize_t n) noexcept nogil:
 cdef double weighted_loss_core(int loss, const floating* Y, const floating* T,
                                const cnp.int64_t* labels, const floating* sw,
                                floating* D, Py_ssize_t n_samples,
-                               Py_ssize_t n_out) noexcept nogil:
+                               Py_ssize_t n_out, double lp) noexcept nogil:
     """The sample-weighted batch loss sum_i w_i E_i / sum_i w_i and its delta
     D_i = w_i (Y_i - T_i) / sum_i w_i (scikit-learn's weighted MLP loss).  Serial, in
     row order: the per-row terms come from loss_rows, so each is the unweighted one."""
@@ -205,14 +211,14 @@ cdef double weighted_loss_core(int loss, const floating* Y, const floating* T,
     for i in range(n_samples):
         sw_sum += sw[i]
     for i in range(n_samples):
-        row = loss_rows(loss, Y, T, labels, D, i, i + 1, n_samples, n_out)
+        row = loss_rows(loss, Y, T, labels, D, i, i + 1, n_samples, n_out, lp)
         total += sw[i] * row
         scale = <floating>(sw[i] * n_samples / sw_sum)
         for j in range(n_out):
             D[i * n_out + j] = D[i * n_out + j] * scale
     if loss == LOSS_SQUARED_ERROR:
         return 0.5 * total / sw_sum
-    if loss == LOSS_MSE:
+    if loss_is_mean(loss):
         return total / (sw_sum * n_out)
     return -total / sw_sum
 
@@ -282,8 +288,9 @@ cdef double net_step(Net* net, const floating* X, const floating* T,
     cdef double value, penalty = 0
     cdef Py_ssize_t largest
     cdef bint drop
-    cdef int team
+    cdef int team, act
     cdef long long started
+    cdef floating* pre
     if labels != NULL:
         for i in range(B):
             if labels[i] < 0 or labels[i] >= K:
@@ -308,9 +315,18 @@ cdef double net_step(Net* net, const floating* X, const floating* T,
     layer_in = inp
     for l in range(L):
         n_in, n_out = net.sizes[l], net.sizes[l + 1]
-        dense_forward_core(net.acts[l], layer_in, params + net.w_off[l], params + net.b_off[l],
-                           <floating*>net.A[l], B, n_in, n_out, nt, team,
-                           STEP_GEMM_MIN_PER_THREAD)
+        act = net.acts[l]
+        if act >= ACT_FIRST_PARAM:
+            pre = <floating*>(net.Z[l] if net.Z[l] != NULL else net.A[l])
+            dense_forward_core(ACT_IDENTITY, layer_in, params + net.w_off[l],
+                               params + net.b_off[l], pre, B, n_in, n_out, nt, team,
+                               STEP_GEMM_MIN_PER_THREAD)
+            activation_core(act, pre, <floating*>net.A[l], B, n_out, team, net.act_p0[l],
+                            net.act_p1[l])
+        else:
+            dense_forward_core(act, layer_in, params + net.w_off[l], params + net.b_off[l],
+                               <floating*>net.A[l], B, n_in, n_out, nt, team,
+                               STEP_GEMM_MIN_PER_THREAD)
         drop = training and net.keep[l] < 1
         if drop:
             dropout_forward(<floating*>net.A[l], <floating*>net.Ad[l], B * n_out, net.keep[l],
@@ -320,10 +336,11 @@ cdef double net_step(Net* net, const floating* X, const floating* T,
             layer_in = <floating*>net.A[l]
     if net.sw != NULL:
         value = weighted_loss_core(net.loss, <floating*>net.A[L - 1], T, labels,
-                                   <floating*>net.sw, <floating*>net.G[L - 1], B, K)
+                                   <floating*>net.sw, <floating*>net.G[L - 1], B, K,
+                                   net.loss_param)
     else:
         value = loss_core(net.loss, <floating*>net.A[L - 1], T, labels,
-                          <floating*>net.G[L - 1], B, K, team)
+                          <floating*>net.G[L - 1], B, K, team, net.loss_param)
     for l in range(L - 1, -1, -1):
         n_in, n_out = net.sizes[l], net.sizes[l + 1]
         G = <floating*>net.G[l]
@@ -335,7 +352,13 @@ cdef double net_step(Net* net, const floating* X, const floating* T,
             layer_in = <floating*>net.Ad[l - 1]
         else:
             layer_in = <floating*>net.A[l - 1]
-        dense_backward_core(net.output_backward if l == L - 1 else net.acts[l], layer_in,
+        act = net.output_backward if l == L - 1 else net.acts[l]
+        if act >= ACT_FIRST_PARAM:
+            # G = G f'(A or Z), then the layer's backward pass as an identity layer
+            activation_backward_core(act, <floating*>(net.Z[l] if net.Z[l] != NULL else net.A[l]),
+                                     G, G, B, n_out, team, net.act_p0[l], net.act_p1[l])
+            act = ACT_IDENTITY
+        dense_backward_core(act, layer_in,
                             params + net.w_off[l], <floating*>net.A[l], G, G,
                             <floating*>net.G[l - 1] if l > 0 else NULL,
                             grads + net.w_off[l], grads + net.b_off[l], B, n_in, n_out, nt,
@@ -460,7 +483,7 @@ cdef class NetworkWorkspace:
 
     def __cinit__(self, cnp.ndarray params, cnp.ndarray grads, sizes, act_codes,
                   int loss_code, Py_ssize_t capacity, keep, bint noise, bint epochs,
-                  int output_backward_code):
+                  int output_backward_code, act_params=None, double loss_param=0):
         import numpy as np
         cdef int l, L = len(act_codes)
         cdef Py_ssize_t offset = 0
@@ -478,6 +501,7 @@ cdef class NetworkWorkspace:
         self.net.solo_left = 0
         self.net.backoff = 0
         self.net.loss = loss_code
+        self.net.loss_param = loss_param
         self.net.output_backward = output_backward_code
         self.net.capacity = self.capacity
         self.net.params = cnp.PyArray_DATA(params)
@@ -487,6 +511,8 @@ cdef class NetworkWorkspace:
         for l in range(L):
             self.net.acts[l] = act_codes[l]
             self.net.keep[l] = keep[l]
+            self.net.act_p0[l], self.net.act_p1[l] = (act_params[l] if act_params is not None
+                                                      else (0.0, 0.0))
             self.net.w_off[l] = offset
             offset += sizes[l] * sizes[l + 1]
             self.net.b_off[l] = offset
@@ -499,6 +525,8 @@ cdef class NetworkWorkspace:
         for l in range(L):
             self._outputs.append(np.zeros((self.capacity, sizes[l + 1]), dtype=self.dtype))
             self.net.A[l] = self._keep(self._outputs[l])
+            self.net.Z[l] = (self._keep(np.zeros((self.capacity, sizes[l + 1]), dtype=self.dtype))
+                             if act_codes[l] == ACT_GELU or act_codes[l] == ACT_SILU else NULL)
             self.net.G[l] = self._keep(np.zeros((self.capacity, sizes[l + 1]), dtype=self.dtype))
             self.net.Ad[l] = (self._keep(np.zeros((self.capacity, sizes[l + 1]), dtype=self.dtype))
                               if keep[l] < 1 else NULL)

@@ -281,3 +281,93 @@ def targets(loss_name, Y, T):
             raise ValueError(f"T has {T.shape[0]} samples but Y has {n_samples}")
         raise ValueError(f"T must have the shape of Y {Y.shape}, got {T.shape}")
     return T
+
+
+# ---- activation and loss specs ---------------------------------------------------
+# The parameters of the parametrised activations and losses, with torch's defaults.
+# A spec is a name (every parameter at its default) or a pair (name, {param: value}).
+ACTIVATION_PARAMS = {"leaky_relu": {"negative_slope": 0.01}, "elu": {"alpha": 1.0},
+                     "gelu": {"approximate": "none"},
+                     "softplus": {"beta": 1.0, "threshold": 20.0}}
+LOSS_PARAMS = {"huber": {"delta": 1.0}}
+# activations whose derivative is not a function of their output: the backward pass
+# needs the pre-activation U
+NEEDS_PREACTIVATION = ("gelu", "silu")
+
+
+def _check_param(kind, name, key, value):
+    label = f"{kind} {name!r} parameter {key!r}"
+    if key == "approximate":
+        if value not in ("none", "tanh"):
+            raise ValueError(f"{label} must be 'none' or 'tanh', got {value!r}")
+        return value
+    if key == "negative_slope":
+        return check_float(value, label, 0.0)
+    if key == "threshold":
+        return check_float(value, label)
+    return check_float(value, label, 0.0, low_open=True)      # alpha, beta, delta > 0
+
+
+def _spec(value, kind, choices, defaults):
+    if isinstance(value, str):
+        name, given = value, {}
+    elif (isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str)
+          and isinstance(value[1], dict)):
+        name, given = value
+    else:
+        raise ValueError(f"{kind} must be a name or a pair (name, {{parameter: value}}); "
+                         f"got {value!r}")
+    check_name(name, kind, choices)
+    params = dict(defaults.get(name, {}))
+    for key, val in given.items():
+        if key not in params:
+            allowed = ", ".join(map(repr, params)) or "none"
+            raise ValueError(f"{kind} {name!r} has no parameter {key!r} (parameters: "
+                             f"{allowed})")
+        params[key] = _check_param(kind, name, key, val)
+    return name, params
+
+
+def activation_spec(value, kind="activation", choices=ACTIVATIONS):
+    """(name, params) of an activation spec: ``'elu'`` or ``('elu', {'alpha': 0.5})``;
+    params holds every parameter of the activation (defaults filled in)."""
+    return _spec(value, kind, choices, ACTIVATION_PARAMS)
+
+
+def loss_spec(value, kind="loss", choices=LOSSES):
+    """(name, params) of a loss spec: ``'huber'`` or ``('huber', {'delta': 0.5})``."""
+    return _spec(value, kind, choices, LOSS_PARAMS)
+
+
+def spec_form(name, params, defaults):
+    """The short form of a checked spec: the name alone when every parameter is at its
+    default, else (name, params) with the parameters that differ."""
+    changed = {k: val for k, val in params.items() if defaults.get(name, {}).get(k) != val}
+    return (name, changed) if changed else name
+
+
+def native_params(name, params):
+    """The two float64 parameters the native kernels take for a checked spec."""
+    if name == "leaky_relu":
+        return params["negative_slope"], 0.0
+    if name == "elu":
+        return params["alpha"], 0.0
+    if name == "gelu":
+        return (1.0 if params["approximate"] == "tanh" else 0.0), 0.0
+    if name == "softplus":
+        return params["beta"], params["threshold"]
+    if name == "huber":
+        return params["delta"], 0.0
+    return 0.0, 0.0
+
+
+def check_dense_backward_activation(activation):
+    """The (name, params) of a dense layer's activation for a backward pass from its
+    output Y: gelu and silu need the pre-activation, so they are refused."""
+    name, params = activation_spec(activation)
+    if name in NEEDS_PREACTIVATION:
+        raise ValueError(f"activation {name!r} needs the pre-activation U for its "
+                         f"derivative, not the output Y: compute D = "
+                         f"activation_backward({name!r}, U, dY) and pass it as dY with "
+                         f"activation='identity'")
+    return name, params

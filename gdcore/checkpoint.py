@@ -73,7 +73,7 @@ def save(net, path):
             "layer_sizes": net.layer_sizes,
             "activation": net.activations[:-1],
             "output": net.output,
-            "loss": net.loss_name,
+            "loss": net.loss_spec,
             "dtype": net.dtype.name,
             "seed": net.seed,
             "backend": net.backend,

@@ -70,36 +70,46 @@ adamw_update = _native.adamw_update
 
 _ACT = {name: code for code, name in enumerate(_constants.ACTIVATIONS)}
 _LOSS = {name: code for code, name in enumerate(_constants.LOSSES)}
+_PARAMETRISED = _constants.ACTIVATIONS[_constants.ACTIVATIONS.index("leaky_relu"):]
 
 
 def activation(name, U, *, out=None, n_threads=None):
     """Y = f(U); see ``gdcore.reference.activation``."""
-    v.check_name(name, "activation", v.ACTIVATIONS)
+    name, params = v.activation_spec(name)
     U = v.float_array(U, "U", 2)
     out = v.out_array(out, "out", U.shape, U.dtype, [("U", U)], may_alias=("U",))
-    _native.activation_forward(_ACT[name], U, out, _openmp.resolve(n_threads))
+    _native.activation_forward(_ACT[name], U, out, _openmp.resolve(n_threads),
+                               *v.native_params(name, params))
     return out
 
 
 def activation_backward(name, Y, dY, *, out=None, n_threads=None):
-    """dE/dU from Y and dE/dY; see ``gdcore.reference.activation_backward``."""
-    v.check_name(name, "activation", v.ACTIVATIONS)
+    """dE/dU from Y (U for gelu and silu) and dE/dY; see
+    ``gdcore.reference.activation_backward``."""
+    name, params = v.activation_spec(name)
     Y = v.float_array(Y, "Y", 2)
     dY = v.float_array(dY, "dY", 2, Y.dtype)
     v.check_shape(dY, "dY", Y.shape, "Y.shape")
     out = v.out_array(out, "out", Y.shape, Y.dtype, [("Y", Y), ("dY", dY)], may_alias=("dY",))
-    _native.activation_backward(_ACT[name], Y, dY, out, _openmp.resolve(n_threads))
+    _native.activation_backward(_ACT[name], Y, dY, out, _openmp.resolve(n_threads),
+                                *v.native_params(name, params))
     return out
 
 
 def dense_forward(X, W, b, activation, *, out=None, n_threads=None):
     """Y = f(X @ W + b) in one GEMM and one fused epilogue; see
-    ``gdcore.reference.dense_forward``."""
-    v.check_name(activation, "activation", v.ACTIVATIONS)
+    ``gdcore.reference.dense_forward``.  A parametrised activation runs as a second
+    pass over the output, after the GEMM and the bias."""
+    name, params = v.activation_spec(activation)
     X, W, b = v.dense_layer(X, W, b)
     out = v.out_array(out, "out", (X.shape[0], W.shape[1]), X.dtype,
                       [("X", X), ("W", W), ("b", b)])
-    _native.dense_forward(_ACT[activation], X, W, b, out, _openmp.resolve(n_threads))
+    nt = _openmp.resolve(n_threads)
+    if name in _PARAMETRISED:
+        _native.dense_forward(_ACT["identity"], X, W, b, out, nt)
+        _native.activation_forward(_ACT[name], out, out, nt, *v.native_params(name, params))
+    else:
+        _native.dense_forward(_ACT[name], X, W, b, out, nt)
     return out
 
 
@@ -109,9 +119,18 @@ def dense_backward(X, W, Y, dY, activation, *, compute_dX=True, dX_out=None,
 
     ``delta_out`` is the workspace for D = dY * f'(Y); it is not used (and need not be
     given) for activation 'identity', where D is dY itself."""
-    v.check_name(activation, "activation", v.ACTIVATIONS)
+    name, params = v.check_dense_backward_activation(activation)
     X, W, Y, dY, dX, dW, db = v.dense_backward_arrays(X, W, Y, dY, compute_dX, dX_out,
                                                       dW_out, db_out, delta_out)
+    nt = _openmp.resolve(n_threads)
+    if name in _PARAMETRISED:
+        # D = dY f'(Y) in its own pass; the layer's backward then runs as 'identity'
+        delta = delta_out if delta_out is not None else np.empty(Y.shape, dtype=Y.dtype)
+        _native.activation_backward(_ACT[name], Y, dY, delta, nt,
+                                    *v.native_params(name, params))
+        _native.dense_backward(_ACT["identity"], X, W, Y, delta, None, dX, dW, db, nt)
+        return dX, dW, db
+    activation = name
     # with 'identity', D is dY itself: the workspace, when given, is not written
     delta = None if activation == "identity" else (
         delta_out if delta_out is not None else np.empty(Y.shape, dtype=Y.dtype))
@@ -121,7 +140,7 @@ def dense_backward(X, W, Y, dY, activation, *, compute_dX=True, dX_out=None,
 
 
 def _loss(name, Y, T, out, want_delta, n_threads):
-    v.check_name(name, "loss", v.LOSSES)
+    name, params = v.loss_spec(name)
     Y = v.float_array(Y, "Y", 2)
     T = v.targets(name, Y, T)
     D = v.out_array(out, "out", Y.shape, Y.dtype, [("Y", Y), ("T", T)]) if want_delta else None
@@ -129,7 +148,8 @@ def _loss(name, Y, T, out, want_delta, n_threads):
     if T.ndim == 1:
         value = _native.loss_delta_labels(_LOSS[name], Y, T, D, nt)
     else:
-        value = _native.loss_delta_targets(_LOSS[name], Y, T, D, nt)
+        value = _native.loss_delta_targets(_LOSS[name], Y, T, D, nt,
+                                           v.native_params(name, params)[0])
     return value, D
 
 

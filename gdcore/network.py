@@ -38,8 +38,30 @@ VALID_PAIRS = {("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy")
                ("sigmoid", "squared_error"), ("identity", "squared_error"),
                ("identity", "mse")}
 HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")
+# the parametrised activations: hidden layers, and outputs of the regression losses
+# (whose delta then goes back through the activation's derivative)
+PARAM_ACTIVATIONS = ("leaky_relu", "elu", "gelu", "softplus", "silu")
+HIDDEN_ACTIVATIONS += PARAM_ACTIVATIONS
+# huber, mae and poisson pair with an identity output (poisson's is the log rate)
+CANONICAL_OUTPUT.update(huber="identity", mae="identity", poisson="identity")
+VALID_PAIRS |= {("identity", "huber"), ("identity", "mae"), ("identity", "poisson")}
+VALID_PAIRS |= {(act, loss) for act in PARAM_ACTIVATIONS
+                for loss in ("squared_error", "mse", "huber", "mae")}
+OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "identity") + PARAM_ACTIVATIONS
 # Rows per block when the forward pass reads a memory-mapped X (see MLP.forward).
 FORWARD_BLOCK_ROWS = 8192
+
+
+def _is_one_spec(value):
+    """True for one activation spec (a name or a (name, params) pair), False for a
+    sequence of them."""
+    return isinstance(value, str) or (isinstance(value, (tuple, list)) and len(value) == 2
+                                      and isinstance(value[0], str)
+                                      and isinstance(value[1], dict))
+
+
+def _spec_name(spec):
+    return spec if isinstance(spec, str) else spec[0]
 
 
 class Layer:
@@ -97,15 +119,28 @@ class MLP:
     ----------
     layer_sizes : sequence of int
         Units per layer, input first: [n_in, hidden..., n_out]; at least two entries.
-    activation : str or sequence of str
-        Hidden activation(s): 'identity', 'sigmoid', 'tanh' or 'relu' (one for all
-        hidden layers, or one per hidden layer).
-    output : {'softmax', 'sigmoid', 'identity'}, optional
-        Output activation; by default the one that pairs with ``loss``, or 'softmax'.
-    loss : {'cross_entropy', 'binary_cross_entropy', 'squared_error', 'mse'}, optional
-        By default the one that pairs with ``output``.  Valid pairs: softmax with
-        cross_entropy; sigmoid with binary_cross_entropy or squared_error; identity
-        with squared_error or mse.
+    activation : str, (str, dict) or sequence of them
+        Hidden activation(s): 'identity', 'sigmoid', 'tanh', 'relu', 'leaky_relu',
+        'elu', 'gelu', 'softplus' or 'silu' (one for all hidden layers, or one per
+        hidden layer).  A parametrised activation takes its parameters as a pair
+        ``(name, {parameter: value})`` with torch's names and defaults:
+        ``("leaky_relu", {"negative_slope": 0.2})``, ``("elu", {"alpha": 1.0})``,
+        ``("gelu", {"approximate": "tanh"})`` (default 'none', the exact erf form),
+        ``("softplus", {"beta": 1.0, "threshold": 20.0})``; silu has none.  The
+        network keeps each spec in its short form (``activations``: the name alone
+        when every parameter is at its default), which checkpoints save.
+    output : str or (str, dict), optional
+        Output activation: 'softmax', 'sigmoid', 'identity', or a parametrised
+        activation with a regression loss (squared_error, mse, huber, mae), whose
+        delta then goes back through the activation's derivative; by default the one
+        that pairs with ``loss``, or 'softmax'.
+    loss : str or (str, dict), optional
+        'cross_entropy', 'binary_cross_entropy', 'squared_error', 'mse', 'huber'
+        (``("huber", {"delta": 0.5})``, default delta 1), 'mae' or 'poisson' (log
+        link: the output is the log of the Poisson rate, ``predict`` returns the
+        rate exp(output)).  By default the one that pairs with ``output``.  Valid
+        pairs: softmax with cross_entropy; sigmoid with binary_cross_entropy or
+        squared_error; identity with squared_error, mse, huber, mae or poisson.
     dtype : {'float32', 'float64'}
     seed : int or None
         Seeds the initialisation and, separately, the training random numbers
@@ -142,20 +177,22 @@ class MLP:
                  dtype="float32", seed=0, backend="native", dropout=None, init=None):
         sizes = self._check_sizes(layer_sizes)
         n_hidden = len(sizes) - 2
-        if isinstance(activation, str):
+        if _is_one_spec(activation):
             hidden = [activation] * n_hidden
         else:
             hidden = list(activation)
             if len(hidden) != n_hidden:
                 raise ValueError(f"activation lists {len(hidden)} names for {n_hidden} "
                                  f"hidden layers")
-        for name in hidden:
-            v.check_name(name, "activation", HIDDEN_ACTIVATIONS)
+        hidden = [v.spec_form(*v.activation_spec(spec, "activation", HIDDEN_ACTIVATIONS),
+                              v.ACTIVATION_PARAMS) for spec in hidden]
         output, loss = self._check_output_loss(output, loss, sizes[-1])
         self.layer_sizes = sizes
         self.activations = hidden + [output]
         self.output = output
-        self.loss_name = loss
+        # loss_name: the loss's name; loss_spec: with its parameters (short form)
+        self.loss_spec = loss
+        self.loss_name = loss if isinstance(loss, str) else loss[0]
         self.dtype = _as_dtype(dtype)
         self.backend = _backends.check(backend)
         self.dropout = self._check_dropout(dropout, n_hidden)
@@ -172,7 +209,8 @@ class MLP:
         self._bind_layers()
         self._initialize(np.random.default_rng(init_seq), inits)
         # the last layer's delta from the loss is dE/dU for canonical pairs only
-        self._output_backward = ("identity" if CANONICAL_OUTPUT[loss] == output else output)
+        self._output_backward = ("identity" if CANONICAL_OUTPUT[self.loss_name] == output
+                                 else output)
         self._keep = [1.0 - p for p in self.dropout] + [1.0]
         self._stochastic = any(k < 1 for k in self._keep)
         self._workspace = None
@@ -200,15 +238,17 @@ class MLP:
 
     @staticmethod
     def _check_output_loss(output, loss, n_out):
+        """(output, loss) as short-form specs (see ``activation``)."""
+        loss_params = out_params = None
         if loss is not None:
-            v.check_name(loss, "loss", v.LOSSES)
+            loss, loss_params = v.loss_spec(loss)
         if output is not None:
-            v.check_name(output, "output", ("softmax", "sigmoid", "identity"))
+            output, out_params = v.activation_spec(output, "output", OUTPUT_ACTIVATIONS)
         if output is None:
             output = CANONICAL_OUTPUT[loss] if loss is not None else "softmax"
         if loss is None:
             loss = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy",
-                    "identity": "squared_error"}[output]
+                    "identity": "squared_error"}.get(output, "squared_error")
         if (output, loss) not in VALID_PAIRS:
             pairs = ", ".join(f"{o}+{l}" for o, l in sorted(VALID_PAIRS))
             raise ValueError(f"output {output!r} does not go with loss {loss!r}; "
@@ -216,7 +256,8 @@ class MLP:
         if output == "softmax" and n_out < 2:
             raise ValueError("a softmax output needs at least 2 units; use a sigmoid "
                              "output with binary_cross_entropy for two classes")
-        return output, loss
+        return (v.spec_form(output, out_params or {}, v.ACTIVATION_PARAMS),
+                v.spec_form(loss, loss_params or {}, v.LOSS_PARAMS))
 
     @staticmethod
     def _check_dropout(dropout, n_hidden):
@@ -500,6 +541,8 @@ class MLP:
         if self.loss_name == "binary_cross_entropy":
             labels = (Y > 0.5).astype(np.int64)
             return labels[:, 0] if labels.shape[1] == 1 else labels
+        if self.loss_name == "poisson":
+            Y = np.exp(Y)           # the rate; the network outputs its logarithm
         return Y[:, 0] if Y.shape[1] == 1 else Y
 
     def loss(self, X, T, n_threads=None):
@@ -507,7 +550,7 @@ class MLP:
         X = self._check_X(X, convert=True)
         T = self._check_T(T, X.shape[0], convert=True)
         kernels = _backends.kernels_for(self.backend)
-        return kernels.loss(self.loss_name, self.forward(X, n_threads), T,
+        return kernels.loss(self.loss_spec, self.forward(X, n_threads), T,
                             n_threads=n_threads)
 
     def evaluate(self, X, T, n_threads=None):
@@ -518,7 +561,7 @@ class MLP:
         T = self._check_T(T, X.shape[0], convert=True)
         kernels = _backends.kernels_for(self.backend)
         Y = self.forward(X, n_threads)
-        result = {"loss": kernels.loss(self.loss_name, Y, T, n_threads=n_threads)}
+        result = {"loss": kernels.loss(self.loss_spec, Y, T, n_threads=n_threads)}
         if self.loss_name == "cross_entropy":
             labels = T if T.ndim == 1 else T.argmax(axis=1)
             result["accuracy"] = float(np.mean(Y.argmax(axis=1) == labels)) if len(T) else math.nan
@@ -685,11 +728,13 @@ class MLP:
             capacity = max(n_samples, ws.capacity if ws is not None else 0)
             ws = _kernels._native.NetworkWorkspace(
                 self.params, self.grads, self.layer_sizes,
-                [_kernels._ACT[a] for a in self.activations],
+                [_kernels._ACT[_spec_name(a)] for a in self.activations],
                 _kernels._LOSS[self.loss_name], capacity, self._keep,
                 noise or (ws is not None and ws.has_noise_buffer),
                 epochs or (ws is not None and ws.has_epoch_buffers),
-                _kernels._ACT[self._output_backward])
+                _kernels._ACT[_spec_name(self._output_backward)],
+                [v.native_params(*v.activation_spec(a)) for a in self.activations],
+                v.native_params(*v.loss_spec(self.loss_spec))[0])
             self._workspace = ws
         return ws
 
@@ -861,7 +906,7 @@ def gradcheck(net, X, T, h=1e-6, rtol=1e-6):
     h = v.check_float(h, "h", 0.0, low_open=True)
     rtol = v.check_float(rtol, "rtol", 0.0)
     twin = MLP(net.layer_sizes, activation=net.activations[:-1], output=net.output,
-               loss=net.loss_name, dtype="float64", seed=0, backend=net.backend)
+               loss=net.loss_spec, dtype="float64", seed=0, backend=net.backend)
     twin.params[...] = net.params
     X = np.asarray(X, dtype=np.float64)
     T = np.asarray(T)

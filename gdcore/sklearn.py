@@ -86,6 +86,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.optimize
+import scipy.special
 import scipy.sparse as sp
 import sklearn
 
@@ -130,7 +131,9 @@ _ACTIVATION = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh",
                "relu": "relu"}
 _OUTPUT = {"softmax": ("softmax", "cross_entropy"),
            "logistic": ("sigmoid", "binary_cross_entropy"),
-           "identity": ("identity", "squared_error")}
+           "identity": ("identity", "squared_error"),
+           # scikit-learn's poisson: exp output; gdcore's network outputs the log rate
+           "exp": ("identity", "poisson")}
 
 # the slots of the native Adam step's scalars
 _ADAM_SLOTS = {name: i for i, name in enumerate(_constants.OPTIMIZER_SCALARS["adam"])}
@@ -371,6 +374,9 @@ class _GDCoreMLP:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
         # scikit-learn's squared loss averages over outputs as well (see the module doc)
         self._loss_scale = 1.0 if is_classifier(self) else 1.0 / self.n_outputs_
+        if getattr(self, "loss", None) == "poisson":
+            self._check_poisson_targets(y)
+            self._loss_scale = 1.0
 
         if self.solver == "lbfgs":
             self._fit_lbfgs_native(X, y, sample_weight)
@@ -514,6 +520,8 @@ class _GDCoreMLP:
                              optimizer.native_scalars(n_full), seeds, state, 0.0,
                              self.alpha / batch_size, 0.0,
                              _openmp.resolve(self.n_threads), n_full * batch_size)
+            rows = order[:n_full * batch_size] if order is not None else slice(0, n_full * batch_size)
+            total += self._loss_offset(T[rows], None) * (n_full * batch_size)
             optimizer.step_count += n_full
             start = n_full * batch_size
         # the remaining batches of gen_batches(n_samples, batch_size), from ``start``
@@ -539,7 +547,24 @@ class _GDCoreMLP:
         seed = int(net._rng.bit_generator.random_raw()) if net._stochastic else 0
         loss = net._step(Xb, Tb, self._optimizer, True, 0.0, l2, 0.0, seed, self.n_threads,
                          sample_weight=None if swb is None else np.ascontiguousarray(swb))
-        return (loss - penalty) * self._loss_scale + penalty
+        return (loss - penalty) * self._loss_scale + penalty + self._loss_offset(Tb, swb)
+
+    def _check_poisson_targets(self, y):
+        if self.n_outputs_ != 1:
+            raise ValueError(f"loss='poisson' supports one output, got {self.n_outputs_}: "
+                             f"gdcore's poisson loss averages over outputs, scikit-learn's "
+                             f"sums them")
+        if np.any(np.asarray(y) < 0):
+            raise ValueError("loss='poisson' requires y >= 0")
+
+    def _loss_offset(self, T, sw):
+        """What scikit-learn's half Poisson deviance adds to gdcore's poisson loss
+        exp(u) - t u: the mean (weighted by ``sw``) of xlogy(t, t) - t; 0 otherwise."""
+        if getattr(self, "loss", None) != "poisson" or len(T) == 0:
+            return 0.0
+        T64 = np.asarray(T, dtype=np.float64).reshape(len(T), -1)
+        rows = np.sum(scipy.special.xlogy(T64, T64) - T64, axis=1)
+        return float(np.average(rows, weights=sw))
 
     def _penalty(self, l2):
         return 0.5 * l2 * sum(float(np.sum(np.square(W, dtype=np.float64)))
@@ -560,6 +585,7 @@ class _GDCoreMLP:
         for layer in net.layers:
             weight_mask[_span(net.params, layer.W)] = True
         block = n_samples if not sp.issparse(X) else SPARSE_BLOCK_ROWS
+        offset = self._loss_offset(T, sample_weight)
 
         def loss_grad(x):
             net.params[...] = x
@@ -582,7 +608,8 @@ class _GDCoreMLP:
                 grad += share * net.grads
             params = net.params.astype(np.float64)
             weights = params[weight_mask]
-            loss = loss * self._loss_scale + 0.5 * l2 * float(np.dot(weights, weights))
+            loss = (loss * self._loss_scale + 0.5 * l2 * float(np.dot(weights, weights))
+                    + offset)
             grad[weight_mask] += l2 * weights
             return loss, grad
 
@@ -607,8 +634,11 @@ class _GDCoreMLP:
             for start in range(0, X.shape[0], SPARSE_BLOCK_ROWS):
                 rows = slice(start, start + SPARSE_BLOCK_ROWS)
                 out[rows] = net.forward(X[rows].toarray(), n_threads=self.n_threads)
-            return out
-        return net.forward(X, n_threads=self.n_threads)
+        else:
+            out = net.forward(X, n_threads=self.n_threads)
+        if self.out_activation_ == "exp":
+            np.exp(out, out=out)      # the network outputs the log rate
+        return out
 
 
 def _shuffled(index, random_state):
@@ -673,13 +703,16 @@ class MLPRegressor(_GDCoreMLP, _SkMLPRegressor):
     Same parameters, defaults, attributes and methods as
     ``sklearn.neural_network.MLPRegressor`` (see the module docstring), plus ``dtype``,
     ``dropout`` and ``n_threads``, and a ``gdcore.optim`` optimizer instance accepted
-    as ``solver``.  ``loss`` supports only 'squared_error': gdcore has no exponential
-    output for scikit-learn's 'poisson'.
+    as ``solver``.  ``loss='poisson'`` is scikit-learn's half Poisson deviance with
+    its exp output: the gdcore network outputs the log rate (gdcore's 'poisson' loss,
+    whose delta exp(u) - t is scikit-learn's) and ``predict`` returns exp of it; it
+    takes one output (gdcore's poisson loss averages over outputs where
+    scikit-learn's sums them) and y >= 0.
     """
 
     _parameter_constraints = {**_SkMLPRegressor._parameter_constraints,
                               **_extra_constraints(),
-                              "loss": [StrOptions({"squared_error"})]}
+                              "loss": [StrOptions({"squared_error", "poisson"})]}
 
     def __init__(self, loss: str = "squared_error",
                  hidden_layer_sizes: Union[int, Sequence[int]] = (100,),

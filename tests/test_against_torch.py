@@ -45,3 +45,110 @@ def test_ten_steps_match_torch(name, options, backend, dtype, rng):
     for key, buf in opt.state.items():
         np.testing.assert_allclose(buf, state[TORCH_STATE.get(key, key)].numpy(),
                                    rtol=10 * rtol, atol=rtol)
+
+
+# ---- activations and losses against torch.nn.functional -----------------------------
+
+F = torch.nn.functional
+TORCH_ACTIVATIONS = [
+    ("leaky_relu", lambda u: F.leaky_relu(u)),
+    (("leaky_relu", {"negative_slope": 0.2}), lambda u: F.leaky_relu(u, 0.2)),
+    ("elu", lambda u: F.elu(u)),
+    (("elu", {"alpha": 0.5}), lambda u: F.elu(u, 0.5)),
+    ("gelu", lambda u: F.gelu(u)),
+    (("gelu", {"approximate": "tanh"}), lambda u: F.gelu(u, approximate="tanh")),
+    ("softplus", lambda u: F.softplus(u)),
+    # threshold 15: the derivative from the output differs from torch's by at most
+    # exp(-threshold) just above the threshold (see gdcore.reference.activations)
+    (("softplus", {"beta": 2.0, "threshold": 15.0}), lambda u: F.softplus(u, 2.0, 15.0)),
+    ("silu", lambda u: F.silu(u)),
+]
+TORCH_LOSSES = [
+    ("huber", lambda y, t: F.huber_loss(y, t)),
+    (("huber", {"delta": 0.3}), lambda y, t: F.huber_loss(y, t, delta=0.3)),
+    ("mae", lambda y, t: F.l1_loss(y, t)),
+    ("poisson", lambda y, t: F.poisson_nll_loss(y, t, log_input=True, full=False)),
+]
+
+
+def _spec_id(spec):
+    return spec if isinstance(spec, str) else f"{spec[0]}-{list(spec[1].values())[0]}"
+
+
+def _torch_tol(dtype):
+    # torch vectorises exp/erf/tanh with its own polynomials (and fused multiply-add)
+    # (float32: near saturation the slope is a difference of numbers near 1, so a few
+    # ulp of 1 absolute)
+    return dict(rtol=2e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("spec, fn", TORCH_ACTIVATIONS,
+                         ids=[_spec_id(s) for s, _ in TORCH_ACTIVATIONS])
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_activation_and_its_gradient_match_torch(spec, fn, backend, dtype, rng):
+    U = rng.normal(0, 3, (41, 29)).astype(dtype)
+    U[0, :8] = [0.0, -0.0, 5.0, -5.0, 7.5, 7.5000005, 30.0, -30.0]   # kinks, thresholds
+    dY = rng.normal(size=U.shape).astype(dtype)
+    u = torch.tensor(U, requires_grad=True)
+    y = fn(u)
+    y.backward(torch.tensor(dY))
+    kernels = gd.kernels if backend == "native" else gd.reference
+    Y = kernels.activation(spec, U)
+    name = spec if isinstance(spec, str) else spec[0]
+    D = kernels.activation_backward(spec, U if name in ("gelu", "silu") else Y, dY)
+    np.testing.assert_allclose(Y, y.detach().numpy(), **_torch_tol(dtype))
+    tol = _torch_tol(dtype)
+    want = u.grad.numpy()
+    if name == "softplus":
+        # just above the threshold the slope from the output is 1, torch's
+        # sigmoid(threshold) (documented): at most exp(-threshold) apart
+        threshold = 20.0 if isinstance(spec, str) else spec[1]["threshold"]
+        tol["atol"] = tol["atol"] + np.exp(-threshold) * np.abs(dY)
+    assert np.all(np.abs(D - want) <= tol["rtol"] * np.abs(want) + tol["atol"])
+
+
+@pytest.mark.parametrize("spec, fn", TORCH_LOSSES, ids=[_spec_id(s) for s, _ in TORCH_LOSSES])
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_loss_and_its_gradient_match_torch(spec, fn, backend, dtype, rng):
+    Y = rng.normal(0, 1.5, (300, 3)).astype(dtype)
+    T = (rng.poisson(np.exp(Y)) if spec == "poisson" else rng.normal(0, 1.5, Y.shape))
+    T = T.astype(dtype)
+    T[::7] = Y[::7]                         # mae's and huber's gradient at y == t
+    y = torch.tensor(Y, requires_grad=True)
+    loss = fn(y, torch.tensor(T))
+    loss.backward()
+    kernels = gd.kernels if backend == "native" else gd.reference
+    value, D = kernels.loss_delta(spec, Y, T)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    assert value == pytest.approx(loss.item(), rel=rtol)
+    np.testing.assert_allclose(D, y.grad.numpy(), **_torch_tol(dtype))
+
+
+@pytest.mark.parametrize("activation, loss", [
+    (("leaky_relu", {"negative_slope": 0.2}), "mae"), ("elu", ("huber", {"delta": 0.5})),
+    ("gelu", "poisson"), (("gelu", {"approximate": "tanh"}), "huber"),
+    (("softplus", {"beta": 2.0, "threshold": 15.0}), "mae"), ("silu", "poisson")])
+def test_network_gradient_matches_torch_autograd(activation, loss, rng):
+    net = gd.MLP([5, 8, 6, 2], activation=activation, output="identity", loss=loss,
+                 dtype="float64", seed=3)
+    X = rng.standard_normal((25, 5))
+    T = rng.poisson(1.0, (25, 2)).astype(np.float64)
+    value, grad = net.gradient(X, T)
+    act = next(fn for spec, fn in TORCH_ACTIVATIONS if spec == activation)
+    if isinstance(loss, str):
+        lossfn = next(fn for spec, fn in TORCH_LOSSES if spec == loss)
+    else:
+        lossfn = lambda y, t: F.huber_loss(y, t, delta=loss[1]["delta"])  # noqa: E731
+    Ws = [torch.tensor(l.W, requires_grad=True) for l in net.layers]
+    bs = [torch.tensor(l.b, requires_grad=True) for l in net.layers]
+    h = torch.tensor(X)
+    for i, (W, b) in enumerate(zip(Ws, bs)):
+        h = h @ W + b
+        if i < len(Ws) - 1:
+            h = act(h)
+    out = lossfn(h, torch.tensor(T))
+    out.backward()
+    want = np.concatenate([np.concatenate([W.grad.numpy().ravel(), b.grad.numpy()])
+                           for W, b in zip(Ws, bs)])
+    assert value == pytest.approx(out.item(), rel=1e-12)
+    np.testing.assert_allclose(grad, want, rtol=1e-10, atol=1e-13)

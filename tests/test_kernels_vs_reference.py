@@ -23,12 +23,33 @@ import gdcore.reference as R
 from conftest import readonly
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
-ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "softmax"]
+ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "softmax",
+               # the parametrised ones, at their defaults and with other parameters
+               "leaky_relu", ("leaky_relu", {"negative_slope": 0.2}), "elu",
+               ("elu", {"alpha": 0.5}), "gelu", ("gelu", {"approximate": "tanh"}),
+               "softplus", ("softplus", {"beta": 2.0, "threshold": 5.0}), "silu"]
+# activations whose derivative needs the pre-activation U (dense_backward refuses them)
+NEEDS_U = ("gelu", "silu")
+DENSE_ACTIVATIONS = [a for a in ACTIVATIONS if (a if isinstance(a, str) else a[0]) not in NEEDS_U]
 # the output activation each loss pairs with
 LOSS_OUTPUT = {"squared_error": "identity", "mse": "identity", "cross_entropy": "softmax",
-               "binary_cross_entropy": "sigmoid"}
-# activations whose forward value comes from exp/tanh (NumPy's libm vs gdcore's own)
-EXP_BASED = ("sigmoid", "tanh", "softmax")
+               "binary_cross_entropy": "sigmoid", "huber": "identity", "mae": "identity",
+               "poisson": "identity"}
+# activations whose forward value comes from exp/tanh/erf (NumPy's or SciPy's vs libm or
+# gdcore's own)
+EXP_BASED = ("sigmoid", "tanh", "softmax", "elu", "gelu", "softplus", "silu")
+# backward passes that are not the reference's operations on the same values
+APPROX_BACKWARD = ("softmax", "gelu", "softplus", "silu")
+
+
+def base(name):
+    """The name of an activation or loss spec."""
+    return name if isinstance(name, str) else name[0]
+
+
+def stored(name, U, Y):
+    """What activation_backward takes: the output Y, the pre-activation for gelu/silu."""
+    return U if base(name) in NEEDS_U else Y
 
 # elementwise shapes: empty, single, odd, and above the 2-thread threshold
 # (2 * 32768 elements) with an odd row length
@@ -135,7 +156,10 @@ def pre_activations(rng, shape, dtype):
 
 
 def activation_tol(name, dtype):
-    return exp_tol(dtype) if name in EXP_BASED else None
+    if base(name) in ("gelu", "softplus", "elu"):
+        # erf / expm1 / log1p near cancellation: absolute errors of a few ulp of 1
+        return dict(rtol=1e-5, atol=1e-6) if dtype == F32 else dict(rtol=1e-12, atol=1e-14)
+    return exp_tol(dtype) if base(name) in EXP_BASED else None
 
 
 def assert_matches(got, want, tol, err_msg=""):
@@ -197,14 +221,16 @@ def test_activation(name, shape, dtype, n_threads):
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_activation_backward(name, shape, dtype, n_threads):
     rng = _rng("actb", name, shape, dtype)
-    Y = R.activation(name, pre_activations(rng, shape, dtype))
+    U = pre_activations(rng, shape, dtype)
+    Y = stored(name, U, R.activation(name, U))
     dY = rng.normal(size=shape).astype(dtype)
     ro, copies = frozen_inputs(Y=Y, dY=dY)
     want = R.activation_backward(name, ro["Y"], ro["dY"])
     got = K.activation_backward(name, ro["Y"], ro["dY"], n_threads=n_threads)
     assert got.dtype == dtype and got.shape == shape
-    if name == "softmax":
-        # sum(dY * Y) per row: NumPy's pairwise float sum vs gdcore's float64 sum
+    if base(name) in APPROX_BACKWARD:
+        # softmax: sum(dY * Y) per row, NumPy's pairwise float sum vs gdcore's float64
+        # sum; the others: exp/erf/tanh of NumPy or SciPy vs libm or gdcore's own
         rtol = 1e-6 if dtype == F32 else 1e-12
         np.testing.assert_allclose(got, want, rtol=rtol,
                                    atol=rtol * (np.abs(dY).max(initial=0) + 1))
@@ -252,18 +278,29 @@ def test_activation_of_special_values_matches_reference(name, dtype):
         with np.errstate(all="ignore"):
             want = R.activation(name, U)
             dY = np.resize(v[::-1], U.size).reshape(U.shape)
-            want_D = R.activation_backward(name, want, dY)
+            want_D = R.activation_backward(name, stored(name, U, want), dY)
         got = K.activation(name, U)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg="NaN positions")
-        if name in EXP_BASED:
-            np.testing.assert_allclose(got, want, rtol=exp_tol(dtype)["rtol"], atol=0)
+        tol = activation_tol(name, dtype)
+        if tol is not None:
+            np.testing.assert_allclose(got, want, **tol)
         else:
             np.testing.assert_array_equal(got, want)
-        got_D = K.activation_backward(name, want, dY)
+        got_D = K.activation_backward(name, stored(name, U, want), dY)
         np.testing.assert_array_equal(np.isnan(got_D), np.isnan(want_D),
                                       err_msg="NaN positions of the backward pass")
-        if name != "softmax":
+        if base(name) not in APPROX_BACKWARD:
             np.testing.assert_array_equal(got_D, want_D)
+        elif name != "softmax":
+            # slopes from exp/erf/tanh: a few ulp of the slope (near 1) times dY
+            eps = 1e-6 if dtype == F32 else 1e-14
+            with np.errstate(all="ignore"):
+                err = np.abs(got_D.astype(np.float64) - want_D)
+                bound = 10 * eps * np.abs(want_D.astype(np.float64)) + eps * np.abs(
+                    dY.astype(np.float64))
+            finite = np.isfinite(want_D)
+            assert np.all(err[finite] <= bound[finite])
+            np.testing.assert_array_equal(got_D[~finite], want_D[~finite])
 
 
 # --- dense layers ----------------------------------------------------------------------
@@ -315,7 +352,7 @@ def _check_backward_result(result, want, shape, name, dtype, compute_dX, D_ref):
     assert dW.dtype == db.dtype == dtype
     # dW = X^T D reduces over the samples, dX = D W^T over the outputs
     np.testing.assert_allclose(dW, want[1], **gemm_tol(dtype, n_samples))
-    if name == "softmax":
+    if base(name) in APPROX_BACKWARD:
         # D itself differs by rounding (see test_activation_backward)
         np.testing.assert_allclose(db, want[2], **gemm_tol(dtype, n_samples))
     else:
@@ -338,7 +375,7 @@ def _check_backward_result(result, want, shape, name, dtype, compute_dX, D_ref):
 @pytest.mark.parametrize("compute_dX", [True, False], ids=["dX", "no-dX"])
 @pytest.mark.parametrize("shape, n_threads", [
     pytest.param(s, t, id=f"{s}-{t}thread") for s in DENSE_SHAPES for t in dense_threads(s)])
-@pytest.mark.parametrize("name", ACTIVATIONS)
+@pytest.mark.parametrize("name", DENSE_ACTIVATIONS)
 def test_dense_backward(name, shape, compute_dX, dtype, n_threads):
     rng = _rng("bwd", name, shape, dtype)
     X, W, b = _layer(rng, shape, dtype)
@@ -372,7 +409,7 @@ def test_dense_backward(name, shape, compute_dX, dtype, n_threads):
         # documented in gdcore.kernels.dense_backward: D is dY itself, the workspace is
         # checked but not written
         assert np.isnan(delta_out).all()
-    elif name == "softmax":
+    elif base(name) in APPROX_BACKWARD:
         rtol = 1e-6 if dtype == F32 else 1e-12
         np.testing.assert_allclose(delta_out, D_ref, rtol=rtol, atol=rtol)
         # db is the float64 row-by-row sum of the D the kernel used
@@ -396,6 +433,15 @@ def test_dense_backward(name, shape, compute_dX, dtype, n_threads):
     assert_untouched(ro, copies)
 
 
+@pytest.mark.parametrize("name", ["gelu", ("silu", {})])
+def test_dense_backward_refuses_activations_that_need_the_pre_activation(name):
+    X, W = np.ones((2, 3)), np.ones((3, 4))
+    Y = dY = np.ones((2, 4))
+    for module in (K, R):
+        with pytest.raises(ValueError, match=f"activation '{base(name)}' needs the pre-activation"):
+            module.dense_backward(X, W, Y, dY, name)
+
+
 def test_bias_gradient_of_one_output_is_the_reference(dtype):
     """db for n_out == 1 must be the reference's bits, as for every other width: the
     reference (np.sum over axis 0 of an (n, 1) array) sums pairwise, gdcore row by row."""
@@ -414,7 +460,7 @@ def test_bias_gradient_of_one_output_is_the_reference(dtype):
 def _loss_inputs(rng, name, targets, shape, dtype):
     n_samples, n_out = shape
     U = rng.normal(0, 2, shape)
-    Y = R.activation(LOSS_OUTPUT[name], U.astype(dtype))
+    Y = R.activation(LOSS_OUTPUT[base(name)], U.astype(dtype))
     if targets == "labels":
         T = rng.integers(0, n_out, n_samples)
     elif targets in ("one-hot", "soft") and n_out == 0:
@@ -428,15 +474,25 @@ def _loss_inputs(rng, name, targets, shape, dtype):
     elif name == "binary_cross_entropy":
         T = rng.integers(0, 2, shape).astype(dtype)
         T.reshape(-1)[::3] = 0.3         # soft labels as well
+    elif base(name) == "poisson":
+        T = rng.poisson(np.exp(U)).astype(dtype)          # counts of rate exp(U)
     else:
         T = rng.normal(0, 1, shape).astype(dtype)
+    if base(name) in ("mae", "huber") and T.size:
+        T.reshape(-1)[::5] = Y.reshape(-1)[::5]           # Y == T: mae's sign(0) = 0
+    if base(name) == "poisson" and targets == "1-D":
+        T = rng.poisson(2.0, n_samples).astype(dtype)
     return Y, T
 
 
 LOSS_CASES = [("squared_error", "rows"), ("squared_error", "1-D"), ("mse", "rows"),
               ("mse", "1-D"), ("cross_entropy", "labels"), ("cross_entropy", "one-hot"),
               ("cross_entropy", "soft"), ("binary_cross_entropy", "rows"),
-              ("binary_cross_entropy", "1-D")]
+              ("binary_cross_entropy", "1-D"), ("huber", "rows"), ("huber", "1-D"),
+              (("huber", {"delta": 0.3}), "rows"), ("mae", "rows"), ("mae", "1-D"),
+              ("poisson", "rows"), ("poisson", "1-D")]
+# losses whose delta comes from exp (NumPy's vs gdcore's own)
+EXP_DELTA = ("poisson",)
 
 
 def _loss_shapes(name, targets):
@@ -467,7 +523,7 @@ def test_loss_and_loss_delta(name, targets, shape, dtype, n_threads):
         assert value == pytest.approx(want_value, rel=1e-12, abs=1e-300)
         assert value2 == value
     assert D.shape == shape and D.dtype == dtype
-    np.testing.assert_array_equal(D, want_D)
+    assert_matches(D, want_D, exp_tol(dtype) if base(name) in EXP_DELTA else None)
     out, check = guarded(shape, dtype)
     value3, D3 = K.loss_delta(name, ro["Y"], ro["T"], out=out, n_threads=n_threads)
     assert D3 is out

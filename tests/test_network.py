@@ -10,7 +10,13 @@ from gdcore import optim
 from gdcore.reference.network import dropout_mask
 
 PAIRS = [("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy"),
-         ("sigmoid", "squared_error"), ("identity", "squared_error"), ("identity", "mse")]
+         ("sigmoid", "squared_error"), ("identity", "squared_error"), ("identity", "mse"),
+         ("identity", ("huber", {"delta": 0.5})), ("identity", "mae"),
+         ("identity", "poisson"), (("softplus", {"beta": 2.0}), "mse"), ("gelu", "huber")]
+# the parametrised hidden activations, at their defaults and with other parameters
+PARAM_ACTIVATIONS = ["leaky_relu", ("leaky_relu", {"negative_slope": 0.2}), "elu",
+                     ("elu", {"alpha": 0.5}), "gelu", ("gelu", {"approximate": "tanh"}),
+                     "softplus", ("softplus", {"beta": 2.0, "threshold": 5.0}), "silu"]
 OPTIMIZERS = [
     (optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)),
     (optim.Adagrad, dict(lr=0.05, lr_decay=0.01)),
@@ -163,7 +169,8 @@ def test_gradient_does_not_update_and_matches_reference(dtype, rng):
     assert ln == pytest.approx(native.loss(X, T), rel=rtol)
 
 
-@pytest.mark.parametrize("activation", ["identity", "sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("activation", ["identity", "sigmoid", "tanh", "relu"]
+                         + PARAM_ACTIVATIONS)
 @pytest.mark.parametrize("output, loss", PAIRS)
 def test_gradcheck_float64(activation, output, loss, rng):
     net = gd.MLP([4, 6, 5, 3], activation=activation, output=output, loss=loss,
@@ -270,3 +277,79 @@ def test_bad_input_raises_clear_errors(rng):
     with pytest.raises(ValueError, match="l2"):
         net.train_step(X, T, opt, l2=-1.0)
     assert opt.step_count == 0
+
+
+# ---- parametrised activations and the regression losses ------------------------
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("activation", PARAM_ACTIVATIONS)
+def test_parametrised_activations_train_natively_as_the_reference(activation, n_threads,
+                                                                  dtype, rng):
+    # 512 x 32 x 160 multiply-adds give the step two threads, and the 512 x 160 outputs
+    # split the elementwise passes between them
+    native, ref = _pair([32, 160, 3], "identity", "huber", dtype,
+                        activation=activation)
+    opt_n, opt_r = optim.Adam(lr=1e-2), optim.Adam(lr=1e-2)
+    X = rng.standard_normal((512, 32)).astype(dtype)
+    T = rng.standard_normal((512, 3)).astype(dtype)
+    for _ in range(5):
+        loss_n = native.train_step(X, T, opt_n, n_threads=n_threads)
+        loss_r = ref.train_step(X, T, opt_r)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(native.params, ref.params, rtol=rtol, atol=rtol)
+    assert loss_n == pytest.approx(loss_r, rel=rtol)
+    np.testing.assert_allclose(native.forward(X), ref.forward(X), rtol=rtol, atol=rtol)
+
+
+def test_a_parametrised_activation_changes_the_network(rng):
+    """The parameters reach the native step: another slope, another gradient."""
+    X = rng.standard_normal((20, 4))
+    T = rng.standard_normal((20, 2))
+    grads = []
+    for slope in (0.01, 0.3):
+        net = gd.MLP([4, 8, 2], activation=("leaky_relu", {"negative_slope": slope}),
+                     output="identity", loss="mse", dtype="float64", seed=2)
+        grads.append(net.gradient(X, T)[1])
+        assert net.activations[0] == ("leaky_relu" if slope == 0.01
+                                      else ("leaky_relu", {"negative_slope": slope}))
+    assert not np.allclose(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(activation="swish"), "activation must be one of"),
+    (dict(activation=("elu", {"alpha": 0.0})), "'alpha' must be"),
+    (dict(activation=("elu", {"beta": 1.0})), "has no parameter 'beta'"),
+    (dict(activation=("leaky_relu", {"negative_slope": -0.1})), "'negative_slope' must be"),
+    (dict(activation=("gelu", {"approximate": "sigmoid"})), "'none' or 'tanh'"),
+    (dict(activation=("softplus", {"threshold": float("nan")})), "'threshold' must be"),
+    (dict(activation=[("silu", 1.0)]), "a name or a pair"),
+    (dict(loss=("huber", {"delta": -1.0})), "'delta' must be"),
+    (dict(loss=("mae", {"delta": 1.0})), "has no parameter 'delta'"),
+    (dict(output="softmax", loss="poisson"), "does not go with"),
+    (dict(output="elu", loss="cross_entropy"), "does not go with"),
+])
+def test_bad_activation_and_loss_specs_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gd.MLP([3, 4, 2], **kwargs)
+
+
+def test_specs_survive_a_checkpoint(tmp_path, rng):
+    net = gd.MLP([4, 7, 5, 2], activation=[("leaky_relu", {"negative_slope": 0.2}),
+                                           ("gelu", {"approximate": "tanh"})],
+                 output=("softplus", {"beta": 2.0}), loss=("huber", {"delta": 0.25}),
+                 dtype="float64", seed=4)
+    X = rng.standard_normal((30, 4))
+    T = rng.standard_normal((30, 2))
+    net.fit(X, T, optimizer=optim.Adam(lr=1e-2), epochs=2, batch_size=8, progress=False)
+    net.save(tmp_path / "net.npz")
+    back = gd.load(tmp_path / "net.npz")
+    assert back.activations == net.activations and back.loss_spec == net.loss_spec
+    np.testing.assert_array_equal(back.forward(X), net.forward(X))
+    assert back.loss(X, T) == net.loss(X, T)
+
+
+def test_poisson_network_predicts_the_rate(rng):
+    net = gd.MLP([3, 5, 1], activation="silu", loss="poisson", dtype="float64", seed=1)
+    assert net.output == "identity"
+    X = rng.standard_normal((6, 3))
+    np.testing.assert_allclose(net.predict(X), np.exp(net.forward(X)[:, 0]), rtol=1e-15)

@@ -90,7 +90,7 @@ def _activation_cases():
         name, A(4, 3) if U is None else U, **kw)
     over = overlapping((4, 3))
     return [
-        ("unknown-name", lambda k: act(k, "gelu"), ValueError, "activation"),
+        ("unknown-name", lambda k: act(k, "swish"), ValueError, "activation"),
         ("name-wrong-case", lambda k: act(k, "Sigmoid"), ValueError, "activation"),
         ("name-not-a-string", lambda k: act(k, None), (TypeError, ValueError), "activation"),
         ("U-int", lambda k: act(k, U=np.ones((4, 3), dtype=np.int64)), TypeError, "U"),
@@ -119,7 +119,7 @@ def _activation_backward_cases():
     Y = P(4, 3)
     over = overlapping((4, 3))
     return [
-        ("unknown-name", lambda k: bwd(k, "softplus"), ValueError, "activation"),
+        ("unknown-name", lambda k: bwd(k, "mish"), ValueError, "activation"),
         ("Y-int", lambda k: bwd(k, Y=np.ones((4, 3), np.int32)), TypeError, "Y"),
         ("dY-int", lambda k: bwd(k, dY=np.ones((4, 3), np.int32)), TypeError, "dY"),
         ("dY-float32", lambda k: bwd(k, dY=A(4, 3, dtype=F32)), TypeError, "dY"),
@@ -146,7 +146,7 @@ def _dense_forward_cases():
     W = A(N_IN, N_OUT)
     over_b = np.zeros(N * N_OUT)
     return [
-        ("unknown-activation", lambda k: fwd(k, act="leaky_relu"), ValueError, "activation"),
+        ("unknown-activation", lambda k: fwd(k, act="prelu"), ValueError, "activation"),
         ("X-int", lambda k: fwd(k, X=np.ones((N, N_IN), np.int64)), TypeError, "X"),
         ("W-int", lambda k: fwd(k, W=np.ones((N_IN, N_OUT), np.int64)), TypeError, "W"),
         ("b-int", lambda k: fwd(k, b=np.ones(N_OUT, np.int64)), TypeError, "b"),
@@ -190,7 +190,7 @@ def _dense_backward_cases():
     shared = np.zeros(N * N_OUT + N_IN * N_OUT)
     big = np.zeros(N * N_IN + N * N_OUT)
     return [
-        ("unknown-activation", lambda k: bwd(k, act="elu"), ValueError, "activation"),
+        ("unknown-activation", lambda k: bwd(k, act="selu"), ValueError, "activation"),
         ("X-int", lambda k: bwd(k, X=np.ones((N, N_IN), np.int64)), TypeError, "X"),
         ("W-int", lambda k: bwd(k, W=np.ones((N_IN, N_OUT), np.int64)), TypeError, "W"),
         ("Y-int", lambda k: bwd(k, Y=np.ones((N, N_OUT), np.int64)), TypeError, "Y"),

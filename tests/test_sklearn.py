@@ -133,7 +133,8 @@ def test_integer_sample_weight_equals_repeated_samples():
 @pytest.mark.parametrize("loss,output", [("cross_entropy", "softmax"),
                                          ("binary_cross_entropy", "sigmoid"),
                                          ("squared_error", "identity"),
-                                         ("mse", "identity")])
+                                         ("mse", "identity"), ("huber", "identity"),
+                                         ("mae", "identity"), ("poisson", "identity")])
 @pytest.mark.parametrize("n", [1, 7, 300])
 def test_weighted_native_step_matches_reference(dtype, n_threads, loss, output, n):
     """The weighted native step (loss, gradient, update) against its reference twin."""
@@ -351,10 +352,39 @@ def test_partial_fit_and_solver_availability():
         clf.partial_fit(X, np.full(len(y), 7))
 
 
-def test_regressor_rejects_poisson():
-    X, y = _regression(1)
+def _counts(n=240):
+    X, _ = make_regression(n, 8, random_state=0)
+    rate = np.exp(0.3 * X[:, 0] - 0.2 * X[:, 1])
+    return X, np.random.default_rng(0).poisson(rate).astype(np.float64)
+
+
+@pytest.mark.parametrize("params", [dict(solver="sgd"), dict(solver="adam", batch_size=50),
+                                    dict(solver="adam", early_stopping=True),
+                                    dict(solver="lbfgs", max_iter=15)],
+                         ids=lambda p: "-".join(map(str, p.values())))
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_poisson_regressor_matches_scikit_learn(params, weighted):
+    """loss='poisson': scikit-learn's half Poisson deviance and exp output, from the
+    same initial weights; gdcore's network outputs the log rate."""
+    X, y = _counts()
+    w = np.random.default_rng(1).uniform(0, 2, len(y)) if weighted else None
+    params = dict(dict(hidden_layer_sizes=(10, 7), max_iter=6, random_state=3,
+                       loss="poisson"), **params)
+    ours = MLPRegressor(**params).fit(X, y, sample_weight=w)
+    theirs = SkMLPRegressor(**params).fit(X, y, sample_weight=w)
+    assert ours.out_activation_ == "exp" and ours._net.loss_name == "poisson"
+    _assert_same_fit(ours, theirs, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9, atol=1e-12)
+
+
+def test_poisson_regressor_refuses_what_it_cannot_match():
+    X, y = _counts()
+    with pytest.raises(ValueError, match="supports one output"):
+        MLPRegressor(loss="poisson", max_iter=2).fit(X, np.stack([y, y], axis=1))
+    with pytest.raises(ValueError, match="y >= 0"):
+        MLPRegressor(loss="poisson", max_iter=2).fit(X, y - 1)
     with pytest.raises(ValueError, match="loss"):
-        MLPRegressor(loss="poisson").fit(X, y)
+        MLPRegressor(loss="huber").fit(X, y)
 
 
 # ---- pickling, copies, clone, model selection ---------------------------------------

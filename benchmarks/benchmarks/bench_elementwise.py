@@ -3,9 +3,9 @@
 The first shape of each list is below ``THRESHOLDS["elementwise_min_per_thread"]``
 elements per thread (one thread: its 2-thread rows are skipped), the second above it.
 """
-from .common import (ACTIVATIONS, BACKEND_NAMES, DTYPES, LOSSES, THREADS,
-                     KernelBenchmark, activation_output, empty, loss_inputs, matrix,
-                     parse_shape)
+from .common import (ACTIVATIONS, BACKEND_NAMES, DTYPES, LOSSES, NEW_LOSSES,
+                     PARAM_ACTIVATIONS, THREADS, KernelBenchmark, activation_output,
+                     activation_spec, empty, loss_inputs, matrix, parse_shape)
 
 
 def elementwise_work(shape):
@@ -19,7 +19,8 @@ LOSS_SHAPES = ["128x10", "65536x10"]
 
 class TimeActivation(KernelBenchmark):
     """Y = f(U) into a preallocated buffer (softmax: per row)."""
-    params = (BACKEND_NAMES, ACTIVATIONS, DTYPES, ACTIVATION_SHAPES, THREADS)
+    params = (BACKEND_NAMES, ACTIVATIONS + PARAM_ACTIVATIONS, DTYPES, ACTIVATION_SHAPES,
+              THREADS)
     param_names = ["backend", "activation", "dtype", "shape", "n_threads"]
 
     @staticmethod
@@ -32,15 +33,18 @@ class TimeActivation(KernelBenchmark):
         rows, cols = parse_shape(shape)
         self.U = matrix(rows, cols, dtype)
         self.out = empty((rows, cols), dtype)
-        self.activation(activation, self.U, out=self.out, n_threads=n_threads)
+        self.spec = activation_spec(activation)
+        self.activation(self.spec, self.U, out=self.out, n_threads=n_threads)
 
     def time_activation(self, backend_name, activation, dtype, shape, n_threads):
-        self.activation(activation, self.U, out=self.out, n_threads=n_threads)
+        self.activation(self.spec, self.U, out=self.out, n_threads=n_threads)
 
 
 class TimeActivationBackward(KernelBenchmark):
-    """dE/dU from the stored output Y and dE/dY, into a preallocated buffer."""
-    params = (BACKEND_NAMES, ACTIVATIONS, DTYPES, ACTIVATION_SHAPES, THREADS)
+    """dE/dU from the stored output Y (the pre-activation for gelu and silu) and dE/dY,
+    into a preallocated buffer."""
+    params = (BACKEND_NAMES, ACTIVATIONS + PARAM_ACTIVATIONS, DTYPES, ACTIVATION_SHAPES,
+              THREADS)
     param_names = ["backend", "activation", "dtype", "shape", "n_threads"]
 
     @staticmethod
@@ -54,16 +58,17 @@ class TimeActivationBackward(KernelBenchmark):
         self.Y = activation_output(activation, rows, cols, dtype)
         self.dY = matrix(rows, cols, dtype, seed=1)
         self.out = empty((rows, cols), dtype)
-        self.backward(activation, self.Y, self.dY, out=self.out, n_threads=n_threads)
+        self.spec = activation_spec(activation)
+        self.backward(self.spec, self.Y, self.dY, out=self.out, n_threads=n_threads)
 
     def time_activation_backward(self, backend_name, activation, dtype, shape, n_threads):
-        self.backward(activation, self.Y, self.dY, out=self.out, n_threads=n_threads)
+        self.backward(self.spec, self.Y, self.dY, out=self.out, n_threads=n_threads)
 
 
 class TimeLossDelta(KernelBenchmark):
     """(loss, D) of an output layer in one call, D preallocated; Y is the output of the
     loss's paired activation, cross_entropy takes integer labels."""
-    params = (BACKEND_NAMES, LOSSES, DTYPES, LOSS_SHAPES, THREADS)
+    params = (BACKEND_NAMES, LOSSES + NEW_LOSSES, DTYPES, LOSS_SHAPES, THREADS)
     param_names = ["backend", "loss", "dtype", "shape", "n_threads"]
 
     @staticmethod

@@ -38,6 +38,14 @@ DTYPES = ["float32", "float64"]
 THREADS = [1, 2]
 ACTIVATIONS = ["identity", "sigmoid", "relu", "tanh", "softmax"]
 LOSSES = ["squared_error", "mse", "cross_entropy", "binary_cross_entropy"]
+# the parametrised activations (elementwise benchmarks only) and the regression losses
+PARAM_ACTIVATIONS = ["leaky_relu", "elu", "gelu", "gelu_tanh", "softplus", "silu"]
+NEW_LOSSES = ["huber", "mae", "poisson"]
+
+
+def activation_spec(name):
+    """The activation spec a benchmark row name stands for (gelu_tanh: the tanh form)."""
+    return ("gelu", {"approximate": "tanh"}) if name == "gelu_tanh" else name
 
 
 _MODULES = {"native": "gdcore.kernels", "reference": "gdcore.reference"}
@@ -177,7 +185,10 @@ def empty(shape, dtype):
 @functools.lru_cache(maxsize=None)
 def _activation_output(name, rows, cols, dtype, seed):
     """A valid output of activation ``name`` (e.g. rows of softmax sum to 1)."""
-    Y = backend("reference").activation(name, _normal((rows, cols), dtype, seed))
+    U = _normal((rows, cols), dtype, seed)
+    if name in ("gelu", "gelu_tanh", "silu"):
+        return U        # their backward pass takes the pre-activation
+    Y = backend("reference").activation(activation_spec(name), U)
     Y.setflags(write=False)
     return Y
 
@@ -208,11 +219,14 @@ def loss_inputs(name, n_samples, n_outputs, dtype, seed=0):
     labels for cross_entropy, otherwise targets in Y's dtype (0/1 for
     binary_cross_entropy)."""
     paired = {"squared_error": "identity", "mse": "identity",
-              "cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}[name]
+              "cross_entropy": "softmax", "binary_cross_entropy": "sigmoid",
+              "huber": "identity", "mae": "identity", "poisson": "identity"}[name]
     Y = activation_output(paired, n_samples, n_outputs, dtype, seed)
     if name == "cross_entropy":
         return Y, labels(n_samples, n_outputs, seed + 1)
     if name == "binary_cross_entropy":
         T = (_normal((n_samples, n_outputs), dtype, seed + 1) > 0).astype(dtype)
         return Y, T
+    if name == "poisson":
+        return Y, np.floor(3 * np.abs(_normal((n_samples, n_outputs), dtype, seed + 1)))
     return Y, matrix(n_samples, n_outputs, dtype, seed + 1)

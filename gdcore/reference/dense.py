@@ -21,7 +21,8 @@ def dense_forward(X, W, b, activation, *, out=None, n_threads=None):
     W : ndarray of shape (n_in, n_out)
     b : ndarray of shape (n_out,), or None
         None: no bias (as ``torch.nn.functional.linear``).
-    activation : {'identity', 'sigmoid', 'tanh', 'relu', 'softmax'}
+    activation : str or (str, dict)
+        An activation spec (see ``gdcore.reference.activation``).
     out : ndarray of shape (n_samples, n_out), optional
 
     Returns
@@ -29,7 +30,7 @@ def dense_forward(X, W, b, activation, *, out=None, n_threads=None):
     Y : ndarray of shape (n_samples, n_out)
     """
     v.check_threads(n_threads)
-    v.check_name(activation, "activation", v.ACTIVATIONS)
+    v.activation_spec(activation)
     X, W, b = v.dense_layer(X, W, b)
     out = v.out_array(out, "out", (X.shape[0], W.shape[1]), X.dtype,
                       [("X", X), ("W", W), ("b", b)])
@@ -44,14 +45,17 @@ def dense_backward(X, W, Y, dY, activation, *, compute_dX=True, dX_out=None,
     D = dY * f'(Y);  dW = X^T @ D;  db = D summed over samples (accumulated in
     float64, sample by sample);  dX = D @ W^T unless ``compute_dX`` is False (the first
     layer needs no dX).  For an output layer whose canonical delta comes from
-    ``loss_delta``, pass that delta as dY with activation='identity'.
+    ``loss_delta``, pass that delta as dY with activation='identity'.  'gelu' and
+    'silu' raise ValueError: their derivative needs the pre-activation U, not Y; pass
+    ``activation_backward(spec, U, dY)`` as dY with activation='identity' instead.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_in)
     W : ndarray of shape (n_in, n_out)
     Y, dY : ndarray of shape (n_samples, n_out)
-    activation : {'identity', 'sigmoid', 'tanh', 'relu', 'softmax'}
+    activation : str or (str, dict)
+        An activation spec (see ``gdcore.reference.activation``).
     compute_dX : bool
     dX_out, dW_out, db_out, delta_out : ndarray, optional
         Buffers for dX (n_samples, n_in), dW (n_in, n_out), db (n_out,) and the
@@ -62,7 +66,7 @@ def dense_backward(X, W, Y, dY, activation, *, compute_dX=True, dX_out=None,
     (dX or None, dW, db)
     """
     v.check_threads(n_threads)
-    v.check_name(activation, "activation", v.ACTIVATIONS)
+    v.check_dense_backward_activation(activation)
     X, W, Y, dY, dX, dW, db = v.dense_backward_arrays(X, W, Y, dY, compute_dX, dX_out,
                                                       dW_out, db_out, delta_out)
     n_samples = X.shape[0]

@@ -12,6 +12,20 @@ D = (Y - T) / B (textbook notation: delta_k = y_k - t_k, per sample):
                                        (= (Y - T) / B for one-hot rows and labels)
     binary_cross_entropy   (sigmoid)   E = -1/B sum_i sum_k [t log y + (1 - t) log(1 - y)]
                                        D = (Y - T) / B
+    huber                  (identity)  E = 1/(B K) sum_ik h(y_ik - t_ik),
+                                       h(x) = x^2 / 2 if |x| < delta
+                                              else delta (|x| - delta / 2)
+                                       D = clip(Y - T, -delta, delta) / (B K)
+    mae                    (identity)  E = 1/(B K) sum_ik |y_ik - t_ik|
+                                       D = sign(Y - T) / (B K)   (0 where Y = T)
+    poisson                (identity)  E = 1/(B K) sum_ik [exp(y_ik) - t_ik y_ik]
+                                       D = (exp(Y) - T) / (B K)
+
+huber, mae and poisson are torch's HuberLoss(delta), L1Loss and
+PoissonNLLLoss(log_input=True, full=False) with mean reduction: for poisson the
+network's output is the log of the rate (log link), and the targets are counts
+(non-negative; not checked here, as torch does not).  ``name`` is a loss spec: a
+name, or a pair such as ``("huber", {"delta": 0.5})`` (delta > 0, default 1).
 
 T is (B, K) in Y's dtype; cross_entropy also takes integer labels of shape (B,), and
 the other losses take shape (B,) when K = 1.  The loss is accumulated in float64 and
@@ -32,11 +46,23 @@ def _log_clipped(P):
     return np.log(np.maximum(P, np.finfo(P.dtype).tiny))
 
 
-def _loss_value(name, Y, T):
+def _loss_value(name, Y, T, params=None):
     n_samples = Y.shape[0]
     if n_samples == 0:
         return float("nan")
     tiny = np.finfo(Y.dtype).tiny
+    if name in ("huber", "mae", "poisson"):
+        Y64, T64 = Y.astype(np.float64), T.astype(np.float64)
+        if name == "poisson":
+            with np.errstate(over="ignore"):
+                terms = np.exp(Y64) - T64 * Y64
+        else:
+            terms = np.abs(Y64 - T64)
+            if name == "huber":
+                delta = params["delta"]
+                terms = np.where(terms < delta, 0.5 * terms * terms,
+                                 delta * (terms - 0.5 * delta))
+        return float(np.sum(terms) / max(Y.size, 1))
     if name == "squared_error":
         D = (Y - T).astype(np.float64)
         return float(0.5 * np.sum(D * D) / n_samples)
@@ -54,9 +80,18 @@ def _loss_value(name, Y, T):
     return float(-np.sum(T * log_y + (1 - T.astype(np.float64)) * log_1my) / n_samples)
 
 
-def _delta(name, Y, T, out):
+def _delta(name, Y, T, out, params=None):
     n_samples, n_outputs = Y.shape
-    if name == "cross_entropy":
+    t = Y.dtype.type
+    if name == "huber":
+        delta = t(params["delta"])
+        out[...] = np.clip(Y - T, -delta, delta) / t(n_samples * n_outputs)
+    elif name == "mae":
+        out[...] = np.sign(Y - T) / t(n_samples * n_outputs)
+    elif name == "poisson":
+        with np.errstate(over="ignore"):
+            out[...] = (np.exp(Y) - T) / t(n_samples * n_outputs)
+    elif name == "cross_entropy":
         if T.ndim == 1:
             out[...] = Y
             out[np.arange(n_samples), T] -= 1
@@ -73,9 +108,9 @@ def _delta(name, Y, T, out):
 
 
 def _prepare(name, Y, T):
-    v.check_name(name, "loss", v.LOSSES)
+    name, params = v.loss_spec(name)
     Y = v.float_array(Y, "Y", 2)
-    return Y, v.targets(name, Y, T)
+    return name, params, Y, v.targets(name, Y, T)
 
 
 def loss(name, Y, T, *, n_threads=None):
@@ -83,9 +118,12 @@ def loss(name, Y, T, *, n_threads=None):
 
     Parameters
     ----------
-    name : {'squared_error', 'mse', 'cross_entropy', 'binary_cross_entropy'}
+    name : str or (str, dict)
+        'squared_error', 'mse', 'cross_entropy', 'binary_cross_entropy', 'huber',
+        'mae' or 'poisson', alone or with its parameters (huber's delta).
     Y : ndarray of shape (n_samples, n_outputs), float32 or float64
-        Output of the paired activation (identity, identity, softmax, sigmoid).
+        Output of the paired activation (identity, identity, softmax, sigmoid;
+        identity for huber, mae and poisson).
     T : ndarray
         Targets: (n_samples, n_outputs) in Y's dtype; integer labels (n_samples,)
         for cross_entropy; (n_samples,) when n_outputs == 1.
@@ -95,8 +133,8 @@ def loss(name, Y, T, *, n_threads=None):
     float
     """
     v.check_threads(n_threads)
-    Y, T = _prepare(name, Y, T)
-    return _loss_value(name, Y, T)
+    name, params, Y, T = _prepare(name, Y, T)
+    return _loss_value(name, Y, T, params)
 
 
 def loss_delta(name, Y, T, *, out=None, n_threads=None):
@@ -111,10 +149,10 @@ def loss_delta(name, Y, T, *, out=None, n_threads=None):
         The loss and D, of Y's shape and dtype.
     """
     v.check_threads(n_threads)
-    Y, T = _prepare(name, Y, T)
+    name, params, Y, T = _prepare(name, Y, T)
     out = v.out_array(out, "out", Y.shape, Y.dtype, [("Y", Y), ("T", T)])
-    value = _loss_value(name, Y, T)
-    return value, _delta(name, Y, T, out)
+    value = _loss_value(name, Y, T, params)
+    return value, _delta(name, Y, T, out, params)
 
 
 def weighted_loss_delta(name, Y, T, sample_weight):
@@ -126,12 +164,12 @@ def weighted_loss_delta(name, Y, T, sample_weight):
     (scikit-learn's weighted MLP loss).  ``sample_weight`` is (n_samples,) of Y's
     dtype with a positive sum; other parameters are those of ``loss_delta``.
     """
-    Y, T = _prepare(name, Y, T)
+    name, params, Y, T = _prepare(name, Y, T)
     w = np.asarray(sample_weight)
     n_samples = Y.shape[0]
-    rows = [_loss_value(name, Y[i:i + 1], T[i:i + 1]) for i in range(n_samples)]
+    rows = [_loss_value(name, Y[i:i + 1], T[i:i + 1], params) for i in range(n_samples)]
     w64 = w.astype(np.float64)
     sw_sum = float(np.sum(w64))
-    D = _delta(name, Y, T, np.empty_like(Y))
+    D = _delta(name, Y, T, np.empty_like(Y), params)
     D *= (w64 * n_samples / sw_sum).astype(Y.dtype)[:, None]
     return float(np.dot(w64, rows) / sw_sum), D

@@ -9,7 +9,9 @@ this module reproduces the native masks bit for bit (the noise up to libm roundi
 import numpy as np
 
 from .. import _constants
+from .. import _validation as v
 from . import optimizers
+from .activations import activation, activation_backward
 from .dense import dense_backward, dense_forward
 from .losses import loss_delta, weighted_loss_delta
 
@@ -78,11 +80,16 @@ def network_step(net, X, T, optimizer, training, l1, l2, noise, seed, sample_wei
     """
     if training and noise:
         X = X + (noise * gaussian_noise(seed, X.size).reshape(X.shape)).astype(net.dtype)
-    inputs, outputs = [], []
+    inputs, outputs, pre = [], [], {}
     layer_in = X
     for l, layer in enumerate(net.layers):
         inputs.append(layer_in)
-        Y = dense_forward(layer_in, layer.W, layer.b, layer.activation)
+        if v.activation_spec(layer.activation)[0] in v.NEEDS_PREACTIVATION:
+            # gelu, silu: the derivative needs the pre-activation, kept for backward
+            pre[l] = dense_forward(layer_in, layer.W, layer.b, "identity")
+            Y = activation(layer.activation, pre[l])
+        else:
+            Y = dense_forward(layer_in, layer.W, layer.b, layer.activation)
         outputs.append(Y)
         keep = net._keep[l]
         if training and keep < 1:
@@ -91,9 +98,9 @@ def network_step(net, X, T, optimizer, training, l1, l2, noise, seed, sample_wei
         else:
             layer_in = Y
     if sample_weight is None:
-        loss, G = loss_delta(net.loss_name, outputs[-1], T)
+        loss, G = loss_delta(net.loss_spec, outputs[-1], T)
     else:
-        loss, G = weighted_loss_delta(net.loss_name, outputs[-1], T, sample_weight)
+        loss, G = weighted_loss_delta(net.loss_spec, outputs[-1], T, sample_weight)
     for l in range(len(net.layers) - 1, -1, -1):
         layer = net.layers[l]
         keep = net._keep[l]
@@ -101,6 +108,9 @@ def network_step(net, X, T, optimizer, training, l1, l2, noise, seed, sample_wei
             mask = dropout_mask(seed, l, G.size, keep).reshape(G.shape)
             G = np.where(mask, G * net.dtype.type(1 / keep), 0).astype(net.dtype)
         act = net._output_backward if l == len(net.layers) - 1 else layer.activation
+        if v.activation_spec(act)[0] in v.NEEDS_PREACTIVATION:
+            G = activation_backward(act, pre[l], G)
+            act = "identity"
         G, _, _ = dense_backward(inputs[l], layer.W, outputs[l], G, act,
                                  compute_dX=l > 0, dW_out=layer.dW, db_out=layer.db)
     if l1 or l2:
