@@ -32,6 +32,7 @@
 
 from cpython.float cimport PyFloat_CheckExact, PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_CheckExact, PyLong_AsLongLong
+from libc.math cimport fabs
 from gdcore._openmp cimport resolve_threads
 
 from gdcore import _validation
@@ -113,6 +114,32 @@ cdef struct Optim:
     int flags                 # SGD: nesterov; Adam: decoupled weight decay
     double s[N_SCALARS]       # step scalars, slots S_<NAME>_<SCALAR> (gdcore._constants)
     void* state[N_STATE]      # state buffers in the order of OPTIMIZER_STATE, or NULL
+    # gradient clipping (CLIP_<MODE>), applied by the pass to each chunk of the gradient
+    # just before the update reads it: CLIP_NORM multiplies by clip_coef (computed from
+    # max_norm and the norm of order norm_type first), CLIP_VALUE clamps to +-clip_value
+    int clip
+    double max_norm
+    double norm_type
+    double clip_coef
+    double clip_value
+    # parameter groups: n_seg segments, row j of seg = (start, stop, frozen), updated
+    # with the scalars seg_s[j * N_SCALARS ...] (frozen: neither updated nor clipped nor
+    # counted in the norm); n_seg 0: the whole buffer with s
+    Py_ssize_t n_seg
+    const cnp.int64_t* seg
+    const double* seg_s
+
+
+cdef inline void no_options(Optim* o) noexcept nogil:
+    """No clipping and one segment: the plain update of an entry."""
+    o.clip = CLIP_NONE
+    o.max_norm = 0
+    o.norm_type = 2
+    o.clip_coef = 1
+    o.clip_value = 0
+    o.n_seg = 0
+    o.seg = NULL
+    o.seg_s = NULL
 
 
 cdef void optimizer_range(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
@@ -144,19 +171,157 @@ cdef bint state_required(const Optim* o, int i) noexcept nogil:
     return i < 2
 
 
+cdef void clip_range(const Optim* o, floating* g, Py_ssize_t start,
+                     Py_ssize_t stop) noexcept nogil:
+    """Clip g[start:stop] in place as torch.nn.utils does: times clip_coef (in the
+    gradient's dtype), or clamped to [-clip_value, clip_value] (NaN stays NaN)."""
+    cdef Py_ssize_t i
+    cdef floating c, lo, hi, x
+    if o.clip == CLIP_NORM:
+        if o.clip_coef == 1:
+            return                            # x * 1 is x, bit for bit
+        c = <floating>o.clip_coef
+        for i in range(start, stop):
+            g[i] = g[i] * c
+    elif o.clip == CLIP_VALUE:
+        hi = <floating>o.clip_value
+        lo = -hi
+        for i in range(start, stop):
+            x = g[i]
+            x = lo if x < lo else x
+            g[i] = hi if x > hi else x
+
+
+cdef void update_chunks(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
+                        Py_ssize_t stop) noexcept nogil:
+    """The update of [start, stop) with o.s; with clipping, chunk by chunk: each chunk
+    of the gradient is clipped and then read by the update while it is in L1.  The
+    update loops are elementwise, so chunking does not change their results."""
+    cdef Py_ssize_t a = start, b
+    if o.clip == CLIP_NONE or (o.clip == CLIP_NORM and o.clip_coef == 1):
+        optimizer_range(o, p, g, start, stop)
+        return
+    while a < stop:
+        b = min(a + CLIP_CHUNK, stop)
+        clip_range(o, <floating*>g, a, b)
+        optimizer_range(o, p, g, a, b)
+        a = b
+
+
+cdef void optimizer_pass(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
+                         Py_ssize_t stop) noexcept nogil:
+    """The update of [start, stop), segment by segment with each segment's scalars."""
+    cdef Optim part
+    cdef Py_ssize_t j, a, b
+    if o.n_seg == 0:
+        update_chunks(o, p, g, start, stop)
+        return
+    part = o[0]
+    for j in range(o.n_seg):
+        if o.seg[3 * j + 2] != 0:
+            continue                          # frozen: parameters and state untouched
+        a = max(start, <Py_ssize_t>o.seg[3 * j])
+        b = min(stop, <Py_ssize_t>o.seg[3 * j + 1])
+        if a < b:
+            memcpy(part.s, o.seg_s + j * N_SCALARS, N_SCALARS * sizeof(double))
+            update_chunks(&part, p, g, a, b)
+
+
 cdef void optimizer_core(const Optim* o, floating* p, const floating* g, Py_ssize_t n,
                          int n_threads) noexcept nogil:
     """The update of p (n elements) by g, split over threads."""
     cdef int t, nt = threads_for(n_threads, n, OPTIMIZER_MIN_PER_THREAD)
     cdef Py_ssize_t start, stop, block
     if nt == 1:
-        optimizer_range(o, p, g, 0, n)
+        optimizer_pass(o, p, g, 0, n)
         return
     block = thread_block(n, nt)
     for t in prange(nt, schedule='static', num_threads=nt):
         start = min(t * block, n)
         stop = min((t + 1) * block, n)
-        optimizer_range(o, p, g, start, stop)
+        optimizer_pass(o, p, g, start, stop)
+
+
+cdef double norm_block(const Optim* o, const floating* g, Py_ssize_t start, Py_ssize_t stop,
+                       double p) noexcept nogil:
+    """Sum of |g_i|^p (p = inf: max |g_i|, NaN winning) over the block [start, stop),
+    skipping frozen segments: four partial sums by (i - start) mod 4, in double, added
+    as (s0 + s1) + (s2 + s3)."""
+    cdef double acc[4]
+    cdef double x
+    cdef Py_ssize_t i, j, a, b, n_seg = o.n_seg if o.n_seg > 0 else 1
+    acc[0] = acc[1] = acc[2] = acc[3] = 0
+    for j in range(n_seg):
+        if o.n_seg > 0:
+            if o.seg[3 * j + 2] != 0:
+                continue
+            a = max(start, <Py_ssize_t>o.seg[3 * j])
+            b = min(stop, <Py_ssize_t>o.seg[3 * j + 1])
+        else:
+            a, b = start, stop
+        if p == INFINITY:
+            for i in range(a, b):
+                x = fabs(<double>g[i])
+                acc[0] = x if (x > acc[0] or x != x) else acc[0]
+        elif p == 2:
+            for i in range(a, b):
+                x = <double>g[i]
+                acc[(i - start) & 3] += x * x
+        elif p == 1:
+            for i in range(a, b):
+                acc[(i - start) & 3] += fabs(<double>g[i])
+        else:
+            for i in range(a, b):
+                acc[(i - start) & 3] += pow(fabs(<double>g[i]), p)
+    if p == INFINITY:
+        return acc[0]
+    return (acc[0] + acc[1]) + (acc[2] + acc[3])
+
+
+cdef double grad_norm(const Optim* o, const floating* g, Py_ssize_t n,
+                      int n_threads) noexcept nogil:
+    """The norm of order o.norm_type of g over the segments that are not frozen (all
+    of g without segments), as torch.linalg.vector_norm: fixed blocks (see
+    NORM_BLOCK) summed in double, block sums added in block order, so the bits do
+    not depend on the thread count."""
+    cdef double parts[NORM_MAX_BLOCKS]
+    cdef double p = o.norm_type, total = 0
+    cdef Py_ssize_t bs = max(<Py_ssize_t>NORM_BLOCK, (n + NORM_MAX_BLOCKS - 1) // NORM_MAX_BLOCKS)
+    cdef Py_ssize_t nb = (n + bs - 1) // bs, k
+    cdef int nt = threads_for(n_threads, n, OPTIMIZER_MIN_PER_THREAD)
+    if nt == 1:
+        for k in range(nb):
+            parts[k] = norm_block(o, g, k * bs, min((k + 1) * bs, n), p)
+    else:
+        for k in prange(nb, schedule='static', num_threads=nt):
+            parts[k] = norm_block(o, g, k * bs, min((k + 1) * bs, n), p)
+    for k in range(nb):
+        if p == INFINITY:
+            total = parts[k] if (parts[k] > total or parts[k] != parts[k]) else total
+        else:
+            total = total + parts[k]
+    if p == INFINITY or p == 1:
+        return total
+    if p == 2:
+        return sqrt(total)
+    return pow(total, 1 / p)
+
+
+cdef double norm_coef(double max_norm, double total, floating kind) noexcept nogil:
+    """torch.nn.utils.clip_grad_norm_'s factor in the gradient's dtype:
+    clamp(max_norm / (total + 1e-6), max=1), computed as torch evaluates it (the
+    reciprocal times max_norm); NaN stays NaN, an infinite norm gives 0."""
+    cdef floating c = (<floating>1 / (<floating>total + <floating>1e-6)) * <floating>max_norm
+    return 1.0 if c > 1 else <double>c
+
+
+cdef void prepare_clip(Optim* o, const floating* g, Py_ssize_t n, int n_threads,
+                       double* total) noexcept nogil:
+    """For CLIP_NORM: the norm (into ``total``) and o.clip_coef, before the pass."""
+    cdef floating kind = 0
+    if o.clip == CLIP_NORM:
+        total[0] = grad_norm(o, g, n, n_threads)
+        o.clip_coef = norm_coef(o.max_norm, total[0], kind)
 
 
 cdef object run_update(Optim* o, object params, object grads, tuple names, tuple buffers,
@@ -166,6 +331,7 @@ cdef object run_update(Optim* o, object params, object grads, tuple names, tuple
     dtype without the GIL."""
     cdef Py_ssize_t i
     check_no_overlap(["params", "grads"] + list(names), [params, grads] + list(buffers))
+    no_options(o)
     for i in range(N_STATE):
         o.state[i] = data(buffers[i]) if i < len(buffers) else NULL
     cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>params, 0)
@@ -177,6 +343,56 @@ cdef object run_update(Optim* o, object params, object grads, tuple names, tuple
         else:
             optimizer_core(o, <double*>p, <const double*>g, n, nt)
     return params
+
+
+# ---- gradient clipping ----------------------------------------------------------
+
+cdef double checked_norm_type(object norm_type) except? -1.5:
+    if norm_type == INFINITY:
+        return INFINITY
+    return checked_real(norm_type, "norm_type", 0, True, INFINITY, False)
+
+
+def clip_grad_norm(grads, max_norm, *, norm_type=2.0, n_threads=None):
+    """Scale ``grads`` in place to norm <= max_norm; returns the norm before.  See
+    ``gdcore.reference.clip_grad_norm``."""
+    cdef Optim o
+    cdef double total = 0
+    no_options(&o)
+    o.clip = CLIP_NORM
+    o.max_norm = checked_real(max_norm, "max_norm", 0, True, INFINITY, False)
+    o.norm_type = checked_norm_type(norm_type)
+    cdef int nt = resolve_threads(n_threads)
+    grads = _validation.param_vector(grads, "grads")
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>grads, 0)
+    cdef void* g = data(grads)
+    with nogil:
+        if cnp.PyArray_TYPE(<cnp.ndarray>grads) == cnp.NPY_FLOAT32:
+            prepare_clip(&o, <float*>g, n, nt, &total)
+            clip_range(&o, <float*>g, 0, n)
+        else:
+            prepare_clip(&o, <double*>g, n, nt, &total)
+            clip_range(&o, <double*>g, 0, n)
+    return total
+
+
+def clip_grad_value(grads, clip_value, *, n_threads=None):
+    """Clamp ``grads`` in place to [-clip_value, clip_value]; returns ``grads``.  See
+    ``gdcore.reference.clip_grad_value``."""
+    cdef Optim o
+    no_options(&o)
+    o.clip = CLIP_VALUE
+    o.clip_value = checked_real(clip_value, "clip_value", 0, True, INFINITY, False)
+    resolve_threads(n_threads)
+    grads = _validation.param_vector(grads, "grads")
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>grads, 0)
+    cdef void* g = data(grads)
+    with nogil:
+        if cnp.PyArray_TYPE(<cnp.ndarray>grads) == cnp.NPY_FLOAT32:
+            clip_range(&o, <float*>g, 0, n)
+        else:
+            clip_range(&o, <double*>g, 0, n)
+    return grads
 
 
 # ---- SGD ------------------------------------------------------------------------
