@@ -138,7 +138,8 @@ def _update(net, optimizer):
             total = optimizers.grad_norm(g, norm_type, active)
             coef = optimizers.clip_coef(value, total, g.dtype)
             if coef != 1:
-                g[active] = g[active] * g.dtype.type(coef)
+                with np.errstate(invalid="ignore"):
+                    g[active] = g[active] * g.dtype.type(coef)
         else:
             c = g.dtype.type(value)
             with np.errstate(invalid="ignore"):

@@ -365,7 +365,8 @@ def clip_grad_norm(grads, max_norm, *, norm_type=2.0, n_threads=None):
     total = grad_norm(grads, norm_type)
     coef = clip_coef(max_norm, total, grads.dtype)
     if coef != 1:
-        grads *= grads.dtype.type(coef)
+        with np.errstate(invalid="ignore"):
+            grads *= grads.dtype.type(coef)
     return total
 
 
