@@ -368,7 +368,8 @@ def fit(net, X, T=None, epochs=10, batch_size=32, optimizer=None, shuffle=True, 
         training loss without validation data) has not improved for ``patience``
         epochs, restoring the best weights (see ``gdcore.callbacks``).
     l1, l2 : float >= 0
-        Penalties l1 sum |w| and 1/2 l2 sum w^2 on the weights (not the biases).
+        Penalties ``l1 * sum(abs(w))`` and ``l2 / 2 * sum(w**2)`` on the weights
+        (not the biases).
     input_noise : float >= 0
         Standard deviation of Gaussian noise added to the inputs in training.
     lr_schedule : gdcore.schedules.Schedule, optional
