@@ -33,6 +33,7 @@
 from cpython.float cimport PyFloat_CheckExact, PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_CheckExact, PyLong_AsLongLong
 from libc.math cimport fabs
+from libc.stdint cimport uint32_t, uint64_t
 from gdcore._openmp cimport resolve_threads
 
 from gdcore import _validation
@@ -242,15 +243,89 @@ cdef void optimizer_core(const Optim* o, floating* p, const floating* g, Py_ssiz
         optimizer_pass(o, p, g, start, stop)
 
 
+cdef double abs_max(const floating* g, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """max |g_i| over [a, b), NaN when any is NaN: the magnitude bits of IEEE floats
+    order as their values, with NaN above infinity, so this is an integer maximum,
+    which vectorises (see all_finite)."""
+    cdef Py_ssize_t i
+    cdef const uint32_t* g32
+    cdef const uint64_t* g64
+    cdef uint32_t m32 = 0, x32
+    cdef uint64_t m64 = 0, x64
+    if floating is float:
+        g32 = <const uint32_t*>g
+        for i in range(a, b):
+            x32 = g32[i] & 0x7fffffffU
+            m32 = x32 if x32 > m32 else m32
+        return <double>(<float*>&m32)[0]
+    else:
+        g64 = <const uint64_t*>g
+        for i in range(a, b):
+            x64 = g64[i] & 0x7fffffffffffffffULL
+            m64 = x64 if x64 > m64 else m64
+        return (<double*>&m64)[0]
+
+
+cdef void norm_run(const floating* g, Py_ssize_t a, Py_ssize_t b, Py_ssize_t start,
+                   double p, double* acc) noexcept nogil:
+    """acc[(i - start) mod NORM_LANES] += |g_i|^p for i in [a, b), in order (p = inf:
+    the largest, NaN winning).  The lanes live in a local array while the loop runs,
+    NORM_LANES elements at a time, so the compiler keeps them in vector registers;
+    the additions are those of the element-by-element definition."""
+    cdef double lane[NORM_LANES]
+    cdef Py_ssize_t i = a, j, k
+    cdef double x
+    for j in range(NORM_LANES):
+        lane[j] = acc[j]
+    while i < b:
+        k = (i - start) % NORM_LANES
+        if k == 0 and i + NORM_LANES <= b:
+            if p == 2:
+                while i + NORM_LANES <= b:
+                    for j in range(NORM_LANES):
+                        x = <double>g[i + j]
+                        lane[j] = lane[j] + x * x
+                    i += NORM_LANES
+            elif p == 1:
+                while i + NORM_LANES <= b:
+                    for j in range(NORM_LANES):
+                        lane[j] = lane[j] + fabs(<double>g[i + j])
+                    i += NORM_LANES
+            elif p == INFINITY:
+                # the rest at once: the max does not depend on the order
+                x = abs_max(g, i, b)
+                lane[0] = x if (x > lane[0] or x != x) else lane[0]
+                i = b
+            else:
+                while i + NORM_LANES <= b:
+                    for j in range(NORM_LANES):
+                        lane[j] = lane[j] + pow(fabs(<double>g[i + j]), p)
+                    i += NORM_LANES
+            continue
+        x = fabs(<double>g[i])
+        if p == INFINITY:
+            lane[k] = x if (x > lane[k] or x != x) else lane[k]
+        elif p == 2:
+            lane[k] = lane[k] + x * x
+        elif p == 1:
+            lane[k] = lane[k] + x
+        else:
+            lane[k] = lane[k] + pow(x, p)
+        i += 1
+    for j in range(NORM_LANES):
+        acc[j] = lane[j]
+
+
 cdef double norm_block(const Optim* o, const floating* g, Py_ssize_t start, Py_ssize_t stop,
                        double p) noexcept nogil:
     """Sum of |g_i|^p (p = inf: max |g_i|, NaN winning) over the block [start, stop),
-    skipping frozen segments: four partial sums by (i - start) mod 4, in double, added
-    as (s0 + s1) + (s2 + s3)."""
-    cdef double acc[4]
-    cdef double x
-    cdef Py_ssize_t i, j, a, b, n_seg = o.n_seg if o.n_seg > 0 else 1
-    acc[0] = acc[1] = acc[2] = acc[3] = 0
+    skipping frozen segments: NORM_LANES partial sums by (i - start) mod NORM_LANES, in
+    double, then added in lane order."""
+    cdef double acc[NORM_LANES]
+    cdef double total = 0
+    cdef Py_ssize_t j, a, b, n_seg = o.n_seg if o.n_seg > 0 else 1
+    for j in range(NORM_LANES):
+        acc[j] = 0
     for j in range(n_seg):
         if o.n_seg > 0:
             if o.seg[3 * j + 2] != 0:
@@ -259,23 +334,14 @@ cdef double norm_block(const Optim* o, const floating* g, Py_ssize_t start, Py_s
             b = min(stop, <Py_ssize_t>o.seg[3 * j + 1])
         else:
             a, b = start, stop
+        if a < b:
+            norm_run(g, a, b, start, p, acc)
+    for j in range(NORM_LANES):
         if p == INFINITY:
-            for i in range(a, b):
-                x = fabs(<double>g[i])
-                acc[0] = x if (x > acc[0] or x != x) else acc[0]
-        elif p == 2:
-            for i in range(a, b):
-                x = <double>g[i]
-                acc[(i - start) & 3] += x * x
-        elif p == 1:
-            for i in range(a, b):
-                acc[(i - start) & 3] += fabs(<double>g[i])
+            total = acc[j] if (acc[j] > total or acc[j] != acc[j]) else total
         else:
-            for i in range(a, b):
-                acc[(i - start) & 3] += pow(fabs(<double>g[i]), p)
-    if p == INFINITY:
-        return acc[0]
-    return (acc[0] + acc[1]) + (acc[2] + acc[3])
+            total = total + acc[j]
+    return total
 
 
 cdef double grad_norm(const Optim* o, const floating* g, Py_ssize_t n,

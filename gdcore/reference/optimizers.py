@@ -313,9 +313,9 @@ def grad_norm(grads, norm_type, active=None):
     """The norm of order ``norm_type`` (> 0 or inf) of the 1-D ``grads`` over the
     elements where ``active`` is true (all without it), as the native step sums it:
     |g|^p in float64 over fixed blocks of max(NORM_BLOCK, ceil(n / NORM_MAX_BLOCKS))
-    elements, each block as four partial sums by position mod 4 added as
-    (s0 + s1) + (s2 + s3), the block sums added in order; inf: the largest |g| (NaN
-    when any is NaN).  The same bits as the native norm for p = 1, 2 and inf."""
+    elements, element i of a block added in order into lane i mod NORM_LANES, the lanes
+    added in lane order, the block sums in block order; inf: the largest |g| (NaN when
+    any is NaN).  The same bits as the native norm."""
     x = np.abs(grads.astype(np.float64))
     if active is not None:
         x = np.where(active, x, 0.0)
@@ -324,12 +324,15 @@ def grad_norm(grads, norm_type, active=None):
         return float(np.max(x)) if n else 0.0
     terms = x * x if norm_type == 2 else (x if norm_type == 1 else x ** norm_type)
     bs = max(_constants.NORM_BLOCK, -(-n // _constants.NORM_MAX_BLOCKS))
+    lanes = _constants.NORM_LANES
     total = 0.0
     for start in range(0, n, bs):
         block = terms[start:start + bs]
-        block = np.concatenate([block, np.zeros(-len(block) % 4)]).reshape(-1, 4)
-        s = np.cumsum(block, axis=0)[-1]          # sequential, as the native loop adds
-        total += float((s[0] + s[1]) + (s[2] + s[3]))
+        block = np.concatenate([block, np.zeros(-len(block) % lanes)]).reshape(-1, lanes)
+        block_sum = 0.0
+        for lane in np.cumsum(block, axis=0)[-1]:   # sequential, as the native loop adds
+            block_sum += float(lane)
+        total += block_sum
     if norm_type == 1:
         return total
     if norm_type == 2:
