@@ -16,6 +16,8 @@
 #                      dW_l, db_l, G_{l-1} = backward     dense_backward_core
 #     dW += l2 W + l1 sign(W);  E += penalties
 #     the optimizer's fused update over the flat buffer  one kernel call
+#       (clip_norm: the gradient's norm first, one read; the clipping and the
+#       parameter groups' segments inside the update's pass, see optimizer_core)
 #
 # The optimizer's step-dependent scalars come from Python (gdcore.optim), in float64.
 # Threads: a step whose layer GEMMs are all below STEP_GEMM_MIN_PER_THREAD runs on one

@@ -24,6 +24,14 @@
 # Threads split the buffers into contiguous ranges (identical bits for any count);
 # below OPTIMIZER_MIN_PER_THREAD elements per thread the step runs on one thread.
 #
+# Gradient clipping and parameter groups (set by the network step; an entry runs
+# without them) are written once, around the loops, so no loop knows of them:
+# optimizer_pass walks the segments of the flat buffer (each with its own scalar row;
+# frozen ones skipped) and clips each CLIP_CHUNK chunk of the gradient in place just
+# before ``optimizer_range`` reads it.  The norm for clip_norm is one read before the
+# pass (grad_norm: fixed blocks and lanes summed in double in a fixed order, so the
+# same bits for any thread count).
+#
 # The entry points validate here, with NumPy's C API, because a Python-level check of
 # five buffers and five hyperparameters (~2 us) would cost as much as the whole step on
 # 1e4 elements.  The fast checks only accept inputs that are certainly valid; anything

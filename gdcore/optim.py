@@ -7,7 +7,10 @@
     opt.load_state_dict(saved)
 
 ``params`` is a 1-D C-contiguous float32/float64 buffer updated in place (an
-``MLP``'s ``net.params``); ``grads`` the matching gradient, never modified.  The
+``MLP``'s ``net.params``); ``grads`` the matching gradient, never modified unless
+gradient clipping is set (``set_clipping``: clipped in place, as torch does).
+Parameter groups (``set_param_groups``: per-layer rates, weight decay, frozen layers)
+apply in a network's training step.  The
 state buffers take the parameters' dtype.  Each step is one fused kernel call
 (``gdcore.kernels.<name>_update``, or the NumPy twin with ``backend="reference"``);
 the class only counts steps and keeps the state.  Invalid hyperparameters are
