@@ -329,3 +329,29 @@ def test_save_load_resumes_bitwise(tmp_path, dtype, rng):
     again = gd.optim.AdamW()
     again.load_state_dict(state)
     assert again.param_groups == opt.param_groups and again.clipping == opt.clipping
+
+
+def test_fit_is_one_definition_and_takes_the_new_options():
+    import inspect
+    assert gd.MLP.fit is gd.training.fit
+    names = list(inspect.signature(gd.MLP([2, 3]).fit).parameters)
+    assert names[:2] == ["X", "T"]
+    assert names[-4:] == ["clip_norm", "clip_value", "norm_type", "param_groups"]
+    assert "clip_norm" in gd.MLP.fit.__doc__
+
+
+def test_fit_options_stay_with_the_optimizer_and_pickle(rng):
+    import pickle
+    X = rng.standard_normal((10, 3))
+    T = rng.integers(0, 2, 10)
+    net = gd.MLP([3, 4, 2], loss="cross_entropy", seed=0, dtype="float64")
+    net.fit(X, T, epochs=1, clip_value=0.1, param_groups=[{"layers": 1, "lr_factor": 2.0}])
+    opt = net.optimizer
+    assert opt.clipping == {"clip_norm": None, "clip_value": 0.1, "norm_type": 2.0}
+    net.fit(X, T, epochs=1)                     # None: the settings stay
+    assert opt.clipping["clip_value"] == 0.1
+    assert opt.param_groups == [{"layers": [1], "params": "all", "lr_factor": 2.0}]
+    copy = pickle.loads(pickle.dumps(opt))
+    assert copy.clipping == opt.clipping and copy.param_groups == opt.param_groups
+    net.fit(X, T, epochs=1, param_groups=[])    # []: removed
+    assert opt.param_groups == []
