@@ -446,6 +446,8 @@ def _check_optimizer_options(net, optimizer, clip_norm, clip_value, norm_type, p
     optimizer fit will use before anything changes: (clipping or None, groups or None),
     None where the optimizer's own setting stays."""
     clip = None
+    if clip_norm is None and not (isinstance(norm_type, (int, float)) and norm_type == 2):
+        raise ValueError(f"norm_type={norm_type!r} applies to clip_norm, which is not set")
     if clip_norm is not None or clip_value is not None:
         clip = dict(clip_norm=clip_norm, clip_value=clip_value, norm_type=norm_type)
         _optim.check_clipping(**clip)

@@ -145,6 +145,8 @@ def test_bad_clipping_and_groups_are_rejected():
         net.fit(X, T, epochs=1, optimizer=opt, param_groups=[{"layers": [2], "frozen": True}])
     with pytest.raises(ValueError, match="clip_norm and clip_value"):
         net.fit(X, T, epochs=1, optimizer=opt, clip_norm=1.0, clip_value=1.0)
+    with pytest.raises(ValueError, match="norm_type"):
+        net.fit(X, T, epochs=1, optimizer=opt, norm_type=INF)
     assert opt.step_count == 0 and opt.param_groups == []
     opt.set_param_groups([{"layers": 0, "frozen": True}])
     with pytest.raises(ValueError, match="param_groups"):
