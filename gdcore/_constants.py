@@ -72,6 +72,22 @@ THRESHOLDS = {
 # ---- limits ---------------------------------------------------------------------------
 MAX_LAYERS = 64
 
+# ---- gradient clipping and parameter groups --------------------------------------------
+# clipping modes of the optimizer pass: CLIP_<MODE> = index
+CLIP_MODES = ("none", "norm", "value")
+# The gradient norm sums fixed blocks of the flat buffer in double and adds the block
+# sums in block order, so it has the same bits for any thread count: at most
+# NORM_MAX_BLOCKS blocks of at least NORM_BLOCK elements each.
+NORM_BLOCK = 4096
+NORM_MAX_BLOCKS = 256
+# Each block is summed as NORM_LANES partial sums (element i of the block into lane
+# i mod NORM_LANES), added in lane order at the end: vector registers' worth of
+# independent sums, so the reduction runs at the speed of memory.
+NORM_LANES = 16
+# The optimizer pass clips the gradient a chunk of this many elements at a time, just
+# before the update loop reads the chunk (still in L1: 8 or 16 KiB).
+CLIP_CHUNK = 2048
+
 
 def c_names():
     """Every constant as (C name, value): what ``setup.py`` writes to the .pxi."""
@@ -91,6 +107,9 @@ def c_names():
               ("GEMM_MIN_PER_THREAD", GEMM_MIN_PER_THREAD),
               ("STEP_GEMM_MIN_PER_THREAD", STEP_GEMM_MIN_PER_THREAD),
               ("MAX_LAYERS", MAX_LAYERS)]
+    items += [("CLIP_" + name.upper(), i) for i, name in enumerate(CLIP_MODES)]
+    items += [("NORM_BLOCK", NORM_BLOCK), ("NORM_MAX_BLOCKS", NORM_MAX_BLOCKS),
+              ("CLIP_CHUNK", CLIP_CHUNK), ("NORM_LANES", NORM_LANES)]
     return items
 
 

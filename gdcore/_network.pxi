@@ -18,6 +18,8 @@
 #                      dW_l, db_l, G_{l-1} = backward     dense_backward_core
 #     dW += l2 W + l1 sign(W);  E += penalties
 #     the optimizer's fused update over the flat buffer  one kernel call
+#       (clip_norm: the gradient's norm first, one read; the clipping and the
+#       parameter groups' segments inside the update's pass, see optimizer_core)
 #
 # The optimizer's step-dependent scalars come from Python (gdcore.optim), in float64.
 # Threads: a step whose layer GEMMs are all below STEP_GEMM_MIN_PER_THREAD runs on one
@@ -105,6 +107,7 @@ cdef struct Net:
     long long best_team_ns    # fastest step of that size on the thread team
     int solo_left             # steps still to run on the calling thread alone
     int backoff               # length of the last run of solo steps
+    double grad_norm          # the gradient norm of the last step that clipped by norm
 
 
 cdef struct Regularization:
@@ -368,6 +371,8 @@ cdef double net_step(Net* net, const floating* X, const floating* T,
             penalty += regularize(params + net.w_off[l], grads + net.w_off[l],
                                   net.sizes[l] * net.sizes[l + 1], reg.l1, reg.l2)
     if opt != NULL:
+        if opt.clip == CLIP_NORM:
+            prepare_clip(opt, grads, net.n_params, team, &net.grad_norm)
         optimizer_core(opt, params, grads, net.n_params, team)
     if nt > 1:
         record_step(net, team, monotonic_ns() - started)
@@ -437,7 +442,10 @@ cdef double net_epoch(Net* net, const floating* X, const floating* T,
             Xk = X + start * n_in
             Tk = T + start * K if T != NULL else NULL
             Lk = labels + start if labels != NULL else NULL
-        memcpy(opt.s, scalars + N_SCALARS * k, N_SCALARS * sizeof(double))
+        if opt.n_seg > 0:
+            opt.seg_s = scalars + N_SCALARS * opt.n_seg * k     # one row per segment
+        else:
+            memcpy(opt.s, scalars + N_SCALARS * k, N_SCALARS * sizeof(double))
         value = net_step(net, Xk, Tk, Lk, B, True, opt, reg, seeds[k], nt, status)
         if status[0] != STATUS_OK:
             return NAN
@@ -500,6 +508,7 @@ cdef class NetworkWorkspace:
         self.net.best_team_ns = 0
         self.net.solo_left = 0
         self.net.backoff = 0
+        self.net.grad_norm = NAN
         self.net.loss = loss_code
         self.net.loss_param = loss_param
         self.net.output_backward = output_backward_code
@@ -552,6 +561,11 @@ cdef class NetworkWorkspace:
     def has_epoch_buffers(self):
         return self.net.Xb != NULL
 
+    @property
+    def last_grad_norm(self):
+        """The gradient norm of the last step that clipped by norm (NaN before one)."""
+        return self.net.grad_norm
+
     def stall_guard(self):
         """The stall guard's state (see team_for_step): batch size timed, fastest solo
         and team step in ns, solo steps left, current backoff."""
@@ -578,14 +592,17 @@ cdef class NetworkWorkspace:
         raise ValueError(f"T contains label {bad[0] if len(bad) else '?'}; labels must be "
                          f"in [0, {K})")
 
-    cdef int _optim(self, Optim* opt, int kind, int flags, scalars, state) except -1:
+    cdef int _optim(self, Optim* opt, int kind, int flags, scalars, state, clip=None,
+                    segments=None) except -1:
         """Fill ``opt``, checking every state buffer the update will touch: each must be
         a writable, aligned, C-contiguous 1-D array of the workspace dtype and exactly
         n_params long, so no state handed in can make the update read or write out of
-        bounds."""
+        bounds.  ``clip`` and ``segments``: see ``_options``."""
         cdef int i
         cdef object buf
-        if (not 0 <= kind < N_OPTIMIZERS or len(scalars) != N_SCALARS
+        no_options(opt)
+        cdef Py_ssize_t n_rows = self._options(opt, clip, segments, scalars)
+        if (not 0 <= kind < N_OPTIMIZERS or len(scalars) != N_SCALARS * n_rows
                 or len(state) > N_STATE):
             raise ValueError("not an optimizer plan of gdcore.optim")
         opt.kind = kind
@@ -607,6 +624,55 @@ cdef class NetworkWorkspace:
                     f"1-D {self.dtype} array of the {self.net.n_params} parameters, got "
                     f"{_describe_buffer(buf)}")
         return 0
+
+    cdef Py_ssize_t _options(self, Optim* opt, clip, segments, scalars) except -1:
+        """Set the clipping and the parameter groups of ``opt``; returns the number of
+        scalar rows the update needs.
+
+        ``clip``: None, or (CLIP_NORM, max_norm, norm_type) or (CLIP_VALUE, clip_value,
+        ignored).  ``segments``: None, or an (n, 3) C-contiguous int64 array of rows
+        (start, stop, frozen), ordered and not overlapping within [0, n_params), with
+        ``scalars`` a C-contiguous float64 array of n rows of N_SCALARS (kept alive by
+        the caller during the call)."""
+        cdef Py_ssize_t j, n_seg, prev = 0
+        cdef cnp.ndarray seg
+        if clip is not None:
+            mode, value, norm_type = clip
+            if mode == CLIP_NORM:
+                opt.max_norm = checked_real(value, "clip_norm", 0, True, INFINITY, False)
+                opt.norm_type = checked_norm_type(norm_type)
+            elif mode == CLIP_VALUE:
+                opt.clip_value = checked_real(value, "clip_value", 0, True, INFINITY, False)
+            elif mode != CLIP_NONE:
+                raise ValueError(f"unknown clipping mode {mode!r}")
+            opt.clip = mode
+        if segments is None:
+            return 1
+        if not (cnp.PyArray_Check(segments)
+                and cnp.PyArray_TYPE(<cnp.ndarray>segments) == cnp.NPY_INT64
+                and cnp.PyArray_NDIM(<cnp.ndarray>segments) == 2
+                and cnp.PyArray_DIM(<cnp.ndarray>segments, 1) == 3
+                and cnp.PyArray_DIM(<cnp.ndarray>segments, 0) >= 1
+                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>segments)):
+            raise ValueError(f"segments must be an (n, 3) C-contiguous int64 array, got "
+                             f"{_describe_buffer(segments)}")
+        seg = <cnp.ndarray>segments
+        n_seg = cnp.PyArray_DIM(seg, 0)
+        for j in range(n_seg):
+            if not prev <= segments[j, 0] <= segments[j, 1] <= self.net.n_params:
+                raise ValueError(f"segment {j} {tuple(segments[j])} is out of order or "
+                                 f"outside the {self.net.n_params} parameters")
+            prev = segments[j, 1]
+        if not (cnp.PyArray_Check(scalars)
+                and cnp.PyArray_TYPE(<cnp.ndarray>scalars) == cnp.NPY_FLOAT64
+                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>scalars)
+                and cnp.PyArray_SIZE(<cnp.ndarray>scalars) == n_seg * N_SCALARS):
+            raise ValueError(f"with {n_seg} segments the scalars must be a C-contiguous "
+                             f"float64 array of {n_seg} x {N_SCALARS} values")
+        opt.n_seg = n_seg
+        opt.seg = <cnp.int64_t*>cnp.PyArray_DATA(seg)
+        opt.seg_s = <double*>cnp.PyArray_DATA(<cnp.ndarray>scalars)
+        return n_seg
 
     cdef bint _batch_ok(self, object X, object T):
         """X (B, n_in) and T (int64 labels (B,) or (B, n_out) targets) are arrays this
@@ -636,17 +702,18 @@ cdef class NetworkWorkspace:
 
     def try_step(self, X, T, bint training, bint update, int kind, int flags, scalars,
                  state, double l1, double l2, double noise_std, unsigned long long seed,
-                 int n_threads, owner=None):
+                 int n_threads, owner=None, clip=None, segments=None):
         """``step`` when X and T pass the fast checks (see _batch_ok), else None and
         nothing is done: the caller validates them in Python and calls ``step``."""
         if not self._batch_ok(X, T) or (noise_std > 0 and self.net.Xn == NULL):
             return None
         return self.step(X, T, training, update, kind, flags, scalars, state, l1, l2,
-                         noise_std, seed, n_threads, owner=owner)
+                         noise_std, seed, n_threads, owner=owner, clip=clip,
+                         segments=segments)
 
     def step(self, X, T, bint training, bint update, int kind, int flags, scalars, state,
              double l1, double l2, double noise_std, unsigned long long seed, int n_threads,
-             sample_weight=None, owner=None):
+             sample_weight=None, owner=None, clip=None, segments=None):
         """One step on validated arrays: X (B, n_in) of the workspace dtype, T either
         int64 labels (B,) or (B, n_out) targets; B <= capacity.  Returns the loss
         (data loss plus the l1/l2 penalties).  ``sample_weight``: validated (B,)
@@ -654,7 +721,9 @@ cdef class NetworkWorkspace:
         weighted loss sum_i w_i E_i / sum_i w_i.
 
         With an ``owner`` (the optimizer), an update also advances its step count here,
-        in the same native call, so no Ctrl-C can fall between the two."""
+        in the same native call, so no Ctrl-C can fall between the two.  ``clip`` and
+        ``segments`` (gradient clipping, parameter groups): see ``_options``; after the
+        step ``grads`` holds the clipped gradient."""
         cdef Optim opt
         cdef Regularization reg
         cdef int status = STATUS_OK
@@ -668,7 +737,7 @@ cdef class NetworkWorkspace:
         if update and B < 1:
             raise ValueError("X has no samples: a training step needs a non-empty batch")
         if update:
-            self._optim(&opt, kind, flags, scalars, state)
+            self._optim(&opt, kind, flags, scalars, state, clip, segments)
         reg.l1, reg.l2, reg.noise_std = l1, l2, noise_std
         if sample_weight is not None:
             if not (cnp.PyArray_Check(sample_weight)
@@ -717,11 +786,14 @@ cdef class NetworkWorkspace:
 
     def epoch(self, X, T, order, Py_ssize_t batch, int kind, int flags,
               cnp.ndarray scalars, cnp.ndarray seeds, state, double l1, double l2,
-              double noise_std, int n_threads, Py_ssize_t n_rows=-1):
+              double noise_std, int n_threads, Py_ssize_t n_rows=-1, clip=None,
+              segments=None):
         """Mini-batch steps over all N rows of X/T (in ``order`` when not None), with
         per-step optimizer scalars (n_steps, N_SCALARS) and seeds (n_steps,).  Returns the sum
         over batches of (loss x batch size).  ``n_rows`` >= 0 takes only the first
-        n_rows rows (of ``order`` when given, else of X/T)."""
+        n_rows rows (of ``order`` when given, else of X/T).  With ``segments`` (n_seg
+        rows) each step has n_seg rows of scalars: ``scalars`` is (n_steps,
+        n_seg * N_SCALARS)."""
         cdef Optim opt
         cdef Regularization reg
         cdef int status = STATUS_OK
@@ -733,6 +805,7 @@ cdef class NetworkWorkspace:
         cdef const cnp.int64_t* order_ptr = NULL
         cdef const double* s = <double*>cnp.PyArray_DATA(scalars)
         cdef const unsigned long long* seed_ptr = <unsigned long long*>cnp.PyArray_DATA(seeds)
+        cdef Py_ssize_t row = N_SCALARS * (len(segments) if segments is not None else 1)
         if batch < 1 or batch > self.capacity or (order is not None and self.net.Xb == NULL):
             raise ValueError("the workspace cannot hold these batches")
         if n_rows >= 0:
@@ -742,15 +815,18 @@ cdef class NetworkWorkspace:
         if (cnp.PyArray_NDIM(scalars) != 2 or cnp.PyArray_TYPE(scalars) != cnp.NPY_FLOAT64
                 or not cnp.PyArray_IS_C_CONTIGUOUS(scalars)
                 or cnp.PyArray_DIM(scalars, 0) != (N + batch - 1) // batch
-                or cnp.PyArray_DIM(scalars, 1) != N_SCALARS
+                or cnp.PyArray_DIM(scalars, 1) != row
                 or cnp.PyArray_TYPE(seeds) != cnp.NPY_UINT64 or cnp.PyArray_NDIM(seeds) != 1
                 or not cnp.PyArray_IS_C_CONTIGUOUS(seeds)
                 or cnp.PyArray_DIM(seeds, 0) != cnp.PyArray_DIM(scalars, 0)):
-            raise ValueError(f"epoch needs (n_steps, {N_SCALARS}) float64 scalars and (n_steps,) "
+            raise ValueError(f"epoch needs (n_steps, {row}) float64 scalars and (n_steps,) "
                              "uint64 seeds")
         if order is not None:
             order_ptr = <cnp.int64_t*>cnp.PyArray_DATA(<cnp.ndarray>order)
-        self._optim(&opt, kind, flags, scalars[0] if len(scalars) else (0.0,) * N_SCALARS, state)
+        import numpy
+        self._optim(&opt, kind, flags,
+                    scalars[0] if len(scalars) else numpy.zeros(row, dtype=numpy.float64),
+                    state, clip, segments)
         reg.l1, reg.l2, reg.noise_std = l1, l2, noise_std
         with nogil:
             blas_threads_single()

@@ -24,6 +24,14 @@
 # Threads split the buffers into contiguous ranges (identical bits for any count);
 # below OPTIMIZER_MIN_PER_THREAD elements per thread the step runs on one thread.
 #
+# Gradient clipping and parameter groups (set by the network step; an entry runs
+# without them) are written once, around the loops, so no loop knows of them:
+# optimizer_pass walks the segments of the flat buffer (each with its own scalar row;
+# frozen ones skipped) and clips each CLIP_CHUNK chunk of the gradient in place just
+# before ``optimizer_range`` reads it.  The norm for clip_norm is one read before the
+# pass (grad_norm: fixed blocks and lanes summed in double in a fixed order, so the
+# same bits for any thread count).
+#
 # The entry points validate here, with NumPy's C API, because a Python-level check of
 # five buffers and five hyperparameters (~2 us) would cost as much as the whole step on
 # 1e4 elements.  The fast checks only accept inputs that are certainly valid; anything
@@ -32,6 +40,8 @@
 
 from cpython.float cimport PyFloat_CheckExact, PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_CheckExact, PyLong_AsLongLong
+from libc.math cimport fabs
+from libc.stdint cimport uint32_t, uint64_t
 from gdcore._openmp cimport resolve_threads
 
 from gdcore import _validation
@@ -113,6 +123,32 @@ cdef struct Optim:
     int flags                 # SGD: nesterov; Adam: decoupled weight decay
     double s[N_SCALARS]       # step scalars, slots S_<NAME>_<SCALAR> (gdcore._constants)
     void* state[N_STATE]      # state buffers in the order of OPTIMIZER_STATE, or NULL
+    # gradient clipping (CLIP_<MODE>), applied by the pass to each chunk of the gradient
+    # just before the update reads it: CLIP_NORM multiplies by clip_coef (computed from
+    # max_norm and the norm of order norm_type first), CLIP_VALUE clamps to +-clip_value
+    int clip
+    double max_norm
+    double norm_type
+    double clip_coef
+    double clip_value
+    # parameter groups: n_seg segments, row j of seg = (start, stop, frozen), updated
+    # with the scalars seg_s[j * N_SCALARS ...] (frozen: neither updated nor clipped nor
+    # counted in the norm); n_seg 0: the whole buffer with s
+    Py_ssize_t n_seg
+    const cnp.int64_t* seg
+    const double* seg_s
+
+
+cdef inline void no_options(Optim* o) noexcept nogil:
+    """No clipping and one segment: the plain update of an entry."""
+    o.clip = CLIP_NONE
+    o.max_norm = 0
+    o.norm_type = 2
+    o.clip_coef = 1
+    o.clip_value = 0
+    o.n_seg = 0
+    o.seg = NULL
+    o.seg_s = NULL
 
 
 cdef void optimizer_range(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
@@ -144,19 +180,222 @@ cdef bint state_required(const Optim* o, int i) noexcept nogil:
     return i < 2
 
 
+cdef void clip_range(const Optim* o, floating* g, Py_ssize_t start,
+                     Py_ssize_t stop) noexcept nogil:
+    """Clip g[start:stop] in place as torch.nn.utils does: times clip_coef (in the
+    gradient's dtype), or clamped to [-clip_value, clip_value] (NaN stays NaN)."""
+    cdef Py_ssize_t i
+    cdef floating c, lo, hi, x
+    if o.clip == CLIP_NORM:
+        if o.clip_coef == 1:
+            return                            # x * 1 is x, bit for bit
+        c = <floating>o.clip_coef
+        for i in range(start, stop):
+            g[i] = g[i] * c
+    elif o.clip == CLIP_VALUE:
+        hi = <floating>o.clip_value
+        lo = -hi
+        for i in range(start, stop):
+            x = g[i]
+            x = lo if x < lo else x
+            g[i] = hi if x > hi else x
+
+
+cdef void update_chunks(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
+                        Py_ssize_t stop) noexcept nogil:
+    """The update of [start, stop) with o.s; with clipping, chunk by chunk: each chunk
+    of the gradient is clipped and then read by the update while it is in L1.  The
+    update loops are elementwise, so chunking does not change their results."""
+    cdef Py_ssize_t a = start, b
+    if o.clip == CLIP_NONE or (o.clip == CLIP_NORM and o.clip_coef == 1):
+        optimizer_range(o, p, g, start, stop)
+        return
+    while a < stop:
+        b = min(a + CLIP_CHUNK, stop)
+        clip_range(o, <floating*>g, a, b)
+        optimizer_range(o, p, g, a, b)
+        a = b
+
+
+cdef void optimizer_pass(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
+                         Py_ssize_t stop) noexcept nogil:
+    """The update of [start, stop), segment by segment with each segment's scalars."""
+    cdef Optim part
+    cdef Py_ssize_t j, a, b
+    if o.n_seg == 0:
+        update_chunks(o, p, g, start, stop)
+        return
+    part = o[0]
+    for j in range(o.n_seg):
+        if o.seg[3 * j + 2] != 0:
+            continue                          # frozen: parameters and state untouched
+        a = max(start, <Py_ssize_t>o.seg[3 * j])
+        b = min(stop, <Py_ssize_t>o.seg[3 * j + 1])
+        if a < b:
+            memcpy(part.s, o.seg_s + j * N_SCALARS, N_SCALARS * sizeof(double))
+            update_chunks(&part, p, g, a, b)
+
+
 cdef void optimizer_core(const Optim* o, floating* p, const floating* g, Py_ssize_t n,
                          int n_threads) noexcept nogil:
     """The update of p (n elements) by g, split over threads."""
     cdef int t, nt = threads_for(n_threads, n, OPTIMIZER_MIN_PER_THREAD)
     cdef Py_ssize_t start, stop, block
     if nt == 1:
-        optimizer_range(o, p, g, 0, n)
+        optimizer_pass(o, p, g, 0, n)
         return
     block = thread_block(n, nt)
     for t in prange(nt, schedule='static', num_threads=nt):
         start = min(t * block, n)
         stop = min((t + 1) * block, n)
-        optimizer_range(o, p, g, start, stop)
+        optimizer_pass(o, p, g, start, stop)
+
+
+cdef double abs_max(const floating* g, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """max |g_i| over [a, b), NaN when any is NaN: the magnitude bits of IEEE floats
+    order as their values, with NaN above infinity, so this is an integer maximum,
+    which vectorises (see all_finite)."""
+    cdef Py_ssize_t i
+    cdef const uint32_t* g32
+    cdef const uint64_t* g64
+    cdef uint32_t m32 = 0, x32
+    cdef uint64_t m64 = 0, x64
+    if floating is float:
+        g32 = <const uint32_t*>g
+        for i in range(a, b):
+            x32 = g32[i] & 0x7fffffffU
+            m32 = x32 if x32 > m32 else m32
+        return <double>(<float*>&m32)[0]
+    else:
+        g64 = <const uint64_t*>g
+        for i in range(a, b):
+            x64 = g64[i] & 0x7fffffffffffffffULL
+            m64 = x64 if x64 > m64 else m64
+        return (<double*>&m64)[0]
+
+
+cdef void norm_run(const floating* g, Py_ssize_t a, Py_ssize_t b, Py_ssize_t start,
+                   double p, double* acc) noexcept nogil:
+    """acc[(i - start) mod NORM_LANES] += |g_i|^p for i in [a, b), in order (p = inf:
+    the largest, NaN winning).  The lanes live in a local array while the loop runs,
+    NORM_LANES elements at a time, so the compiler keeps them in vector registers;
+    the additions are those of the element-by-element definition."""
+    cdef double lane[NORM_LANES]
+    cdef Py_ssize_t i = a, j, k
+    cdef double x
+    for j in range(NORM_LANES):
+        lane[j] = acc[j]
+    while i < b:
+        k = (i - start) % NORM_LANES
+        if k == 0 and i + NORM_LANES <= b:
+            if p == 2:
+                while i + NORM_LANES <= b:
+                    for j in range(NORM_LANES):
+                        x = <double>g[i + j]
+                        lane[j] = lane[j] + x * x
+                    i += NORM_LANES
+            elif p == 1:
+                while i + NORM_LANES <= b:
+                    for j in range(NORM_LANES):
+                        lane[j] = lane[j] + fabs(<double>g[i + j])
+                    i += NORM_LANES
+            elif p == INFINITY:
+                # the rest at once: the max does not depend on the order
+                x = abs_max(g, i, b)
+                lane[0] = x if (x > lane[0] or x != x) else lane[0]
+                i = b
+            else:
+                while i + NORM_LANES <= b:
+                    for j in range(NORM_LANES):
+                        lane[j] = lane[j] + pow(fabs(<double>g[i + j]), p)
+                    i += NORM_LANES
+            continue
+        x = fabs(<double>g[i])
+        if p == INFINITY:
+            lane[k] = x if (x > lane[k] or x != x) else lane[k]
+        elif p == 2:
+            lane[k] = lane[k] + x * x
+        elif p == 1:
+            lane[k] = lane[k] + x
+        else:
+            lane[k] = lane[k] + pow(x, p)
+        i += 1
+    for j in range(NORM_LANES):
+        acc[j] = lane[j]
+
+
+cdef double norm_block(const Optim* o, const floating* g, Py_ssize_t start, Py_ssize_t stop,
+                       double p) noexcept nogil:
+    """Sum of |g_i|^p (p = inf: max |g_i|, NaN winning) over the block [start, stop),
+    skipping frozen segments: NORM_LANES partial sums by (i - start) mod NORM_LANES, in
+    double, then added in lane order."""
+    cdef double acc[NORM_LANES]
+    cdef double total = 0
+    cdef Py_ssize_t j, a, b, n_seg = o.n_seg if o.n_seg > 0 else 1
+    for j in range(NORM_LANES):
+        acc[j] = 0
+    for j in range(n_seg):
+        if o.n_seg > 0:
+            if o.seg[3 * j + 2] != 0:
+                continue
+            a = max(start, <Py_ssize_t>o.seg[3 * j])
+            b = min(stop, <Py_ssize_t>o.seg[3 * j + 1])
+        else:
+            a, b = start, stop
+        if a < b:
+            norm_run(g, a, b, start, p, acc)
+    for j in range(NORM_LANES):
+        if p == INFINITY:
+            total = acc[j] if (acc[j] > total or acc[j] != acc[j]) else total
+        else:
+            total = total + acc[j]
+    return total
+
+
+cdef double grad_norm(const Optim* o, const floating* g, Py_ssize_t n,
+                      int n_threads) noexcept nogil:
+    """The norm of order o.norm_type of g over the segments that are not frozen (all
+    of g without segments), as torch.linalg.vector_norm: fixed blocks (see
+    NORM_BLOCK) summed in double, block sums added in block order, so the bits do
+    not depend on the thread count."""
+    cdef double parts[NORM_MAX_BLOCKS]
+    cdef double p = o.norm_type, total = 0
+    cdef Py_ssize_t bs = max(<Py_ssize_t>NORM_BLOCK, (n + NORM_MAX_BLOCKS - 1) // NORM_MAX_BLOCKS)
+    cdef Py_ssize_t nb = (n + bs - 1) // bs, k
+    cdef int nt = threads_for(n_threads, n, OPTIMIZER_MIN_PER_THREAD)
+    if nt == 1:
+        for k in range(nb):
+            parts[k] = norm_block(o, g, k * bs, min((k + 1) * bs, n), p)
+    else:
+        for k in prange(nb, schedule='static', num_threads=nt):
+            parts[k] = norm_block(o, g, k * bs, min((k + 1) * bs, n), p)
+    for k in range(nb):
+        if p == INFINITY:
+            total = parts[k] if (parts[k] > total or parts[k] != parts[k]) else total
+        else:
+            total = total + parts[k]
+    if p == INFINITY or p == 1:
+        return total
+    if p == 2:
+        return sqrt(total)
+    return pow(total, 1 / p)
+
+
+cdef double norm_coef(double max_norm, double total, floating kind) noexcept nogil:
+    """torch.nn.utils.clip_grad_norm_'s factor in the gradient's dtype:
+    clamp(max_norm / (total + 1e-6), max=1), computed as torch evaluates it (the
+    reciprocal times max_norm); NaN stays NaN, an infinite norm gives 0."""
+    cdef floating c = (<floating>1 / (<floating>total + <floating>1e-6)) * <floating>max_norm
+    return 1.0 if c > 1 else <double>c
+
+
+cdef void prepare_clip(Optim* o, const floating* g, Py_ssize_t n, int n_threads,
+                       double* total) noexcept nogil:
+    """For CLIP_NORM: the norm (into ``total``) and o.clip_coef, before the pass."""
+    cdef floating kind = 0
+    if o.clip == CLIP_NORM:
+        total[0] = grad_norm(o, g, n, n_threads)
+        o.clip_coef = norm_coef(o.max_norm, total[0], kind)
 
 
 cdef object run_update(Optim* o, object params, object grads, tuple names, tuple buffers,
@@ -166,6 +405,7 @@ cdef object run_update(Optim* o, object params, object grads, tuple names, tuple
     dtype without the GIL."""
     cdef Py_ssize_t i
     check_no_overlap(["params", "grads"] + list(names), [params, grads] + list(buffers))
+    no_options(o)
     for i in range(N_STATE):
         o.state[i] = data(buffers[i]) if i < len(buffers) else NULL
     cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>params, 0)
@@ -177,6 +417,56 @@ cdef object run_update(Optim* o, object params, object grads, tuple names, tuple
         else:
             optimizer_core(o, <double*>p, <const double*>g, n, nt)
     return params
+
+
+# ---- gradient clipping ----------------------------------------------------------
+
+cdef double checked_norm_type(object norm_type) except? -1.5:
+    if norm_type == INFINITY:
+        return INFINITY
+    return checked_real(norm_type, "norm_type", 0, True, INFINITY, False)
+
+
+def clip_grad_norm(grads, max_norm, *, norm_type=2.0, n_threads=None):
+    """Scale ``grads`` in place to norm <= max_norm; returns the norm before.  See
+    ``gdcore.reference.clip_grad_norm``."""
+    cdef Optim o
+    cdef double total = 0
+    no_options(&o)
+    o.clip = CLIP_NORM
+    o.max_norm = checked_real(max_norm, "max_norm", 0, True, INFINITY, False)
+    o.norm_type = checked_norm_type(norm_type)
+    cdef int nt = resolve_threads(n_threads)
+    grads = _validation.param_vector(grads, "grads")
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>grads, 0)
+    cdef void* g = data(grads)
+    with nogil:
+        if cnp.PyArray_TYPE(<cnp.ndarray>grads) == cnp.NPY_FLOAT32:
+            prepare_clip(&o, <float*>g, n, nt, &total)
+            clip_range(&o, <float*>g, 0, n)
+        else:
+            prepare_clip(&o, <double*>g, n, nt, &total)
+            clip_range(&o, <double*>g, 0, n)
+    return total
+
+
+def clip_grad_value(grads, clip_value, *, n_threads=None):
+    """Clamp ``grads`` in place to [-clip_value, clip_value]; returns ``grads``.  See
+    ``gdcore.reference.clip_grad_value``."""
+    cdef Optim o
+    no_options(&o)
+    o.clip = CLIP_VALUE
+    o.clip_value = checked_real(clip_value, "clip_value", 0, True, INFINITY, False)
+    resolve_threads(n_threads)
+    grads = _validation.param_vector(grads, "grads")
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>grads, 0)
+    cdef void* g = data(grads)
+    with nogil:
+        if cnp.PyArray_TYPE(<cnp.ndarray>grads) == cnp.NPY_FLOAT32:
+            clip_range(&o, <float*>g, 0, n)
+        else:
+            clip_range(&o, <double*>g, 0, n)
+    return grads
 
 
 # ---- SGD ------------------------------------------------------------------------

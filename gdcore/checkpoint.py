@@ -62,7 +62,8 @@ def save(net, path):
         opt = net.optimizer
         optimizer = {"class": type(opt).__name__, "hyperparameters": opt.hyperparameters,
                      "step": opt.step_count, "backend": opt.backend,
-                     "state": sorted(opt.state)}
+                     "state": sorted(opt.state), "clipping": opt.clipping,
+                     "param_groups": opt.param_groups}
         for name, buf in opt.state.items():
             arrays[f"optimizer/{name}"] = buf
     meta = {
@@ -272,7 +273,9 @@ def restore(path, MLP, History):
             opt = cls(backend=opt_meta.get("backend", "native"))
             opt.load_state_dict({"optimizer": opt_meta["class"], "step": opt_meta["step"],
                                  "hyperparameters": opt_meta["hyperparameters"],
-                                 "state": state})
+                                 "state": state,
+                                 "clipping": opt_meta.get("clipping"),
+                                 "param_groups": opt_meta.get("param_groups")})
             for key, buf in opt.state.items():
                 if buf.shape != net.params.shape or buf.dtype != net.params.dtype:
                     raise _Corrupt(f"optimizer buffer {key!r} does not match the parameters")

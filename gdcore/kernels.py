@@ -59,6 +59,7 @@ __all__ = [
     "loss", "loss_delta", "optimizer_state",
     "sgd_update", "adagrad_update", "adadelta_update", "rmsprop_update",
     "adam_update", "adamw_update", "ISA", "THRESHOLDS",
+    "clip_grad_norm", "clip_grad_value",
 ]
 
 sgd_update = _native.sgd_update
@@ -67,6 +68,8 @@ adadelta_update = _native.adadelta_update
 rmsprop_update = _native.rmsprop_update
 adam_update = _native.adam_update
 adamw_update = _native.adamw_update
+clip_grad_norm = _native.clip_grad_norm
+clip_grad_value = _native.clip_grad_value
 
 _ACT = {name: code for code, name in enumerate(_constants.ACTIVATIONS)}
 _LOSS = {name: code for code, name in enumerate(_constants.LOSSES)}

@@ -24,6 +24,7 @@ from . import checkpoint as _checkpoint
 from . import _validation as v
 from . import kernels as _kernels
 from . import optim as _optim
+from . import training as _training
 from .reference import network as _reference_network
 from .gradients import numerical_gradient
 
@@ -571,98 +572,9 @@ class MLP:
 
     # -- training -------------------------------------------------------------------
 
-    def fit(self, X, T=None, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=None,
-            validation_split=None, validation_data=None, early_stopping=None, l1=0.0,
-            l2=0.0, input_noise=0.0, lr_schedule=None, callbacks=(), progress=None,
-            n_threads=None, step_callback=None, metrics=None):
-        """Train by gradient descent; returns a ``History`` of this call's epochs.
-
-        Parameters
-        ----------
-        X : array-like (n_samples, n_in) of real numbers, np.memmap, or batches
-            Converted once to the network's dtype (float64 data into a float32
-            network is rounded to float32, as scikit-learn does; a memmap of another
-            dtype is converted whole, so store it in the network's dtype).
-            A memory-mapped X (and T) trains in the native epoch loop, which gathers
-            each shuffled mini-batch straight from the mapped file; checks run a
-            block of rows at a time, so memory does not grow with the file.
-            Without T, X is a source of (X_batch, T_batch) pairs: a callable that
-            returns a fresh iterable per epoch, a list of pairs, or a one-pass
-            iterator (a generator: ``epochs=1`` only).  Batches are stepped in the
-            order given (``batch_size``, ``shuffle`` and ``validation_split`` do not
-            apply), each validated as it arrives; an epoch that fails part way is
-            undone (parameters, optimizer state, generator) before the error is
-            raised.  On the same batches this equals array training bit for bit.
-        T : targets: int labels (n_samples,) (or an (n_samples, 1) column, or floats
-            that are whole numbers) or one-hot rows for cross_entropy,
-            (n_samples, n_out) (or (n_samples,) for one output) otherwise; real
-            targets are converted to the network's dtype; None when X is a source
-            of batches
-        epochs : int >= 0
-        batch_size : int >= 1 or None
-            None: full-batch gradient descent (one step per epoch; no shuffling);
-            1: stochastic gradient descent; K: mini-batches of K (the last may be
-            smaller), reshuffled every epoch when ``shuffle``.
-        optimizer : gdcore.optim optimizer, optional
-            Default: the one from an earlier fit, else ``Adam()``.  Its state carries
-            over between calls.
-        seed : int, optional
-            Re-seeds the training generator (shuffling, dropout, noise); by default
-            the network's generator continues.
-        validation_split : float in (0, 1), optional
-            The last fraction of the samples is held out for validation.
-        validation_data : (X_val, T_val), optional
-        early_stopping : EarlyStopping or True, optional
-            Stop when the monitored History key (by default the validation loss, the
-            training loss without validation data) has not improved for ``patience``
-            epochs, restoring the best weights (see ``gdcore.callbacks``).
-        l1, l2 : float >= 0
-            Penalties l1 sum |w| and 1/2 l2 sum w^2 on the weights (not the biases).
-        input_noise : float >= 0
-            Standard deviation of Gaussian noise added to the inputs in training.
-        lr_schedule : gdcore.schedules.Schedule, optional
-            Sets the optimizer's lr before every epoch (``unit='epoch'``) or every
-            step (``unit='step'``, also inside the native epoch loop); kept for later
-            fit calls.
-        callbacks : sequence
-            Callables (or objects with ``on_epoch_end``, and optionally
-            ``on_train_begin`` / ``on_train_end``: ``gdcore.callbacks``) called with
-            the History after every epoch; a true return value stops training.
-        progress : bool or None
-            A tqdm bar over the epochs (loss and validation metrics in it); None shows
-            it when stderr is a terminal.
-        n_threads : int, optional
-        step_callback : callable, optional
-            ``step_callback(step, loss)`` after every step; this makes the epoch loop
-            return to Python between steps (otherwise one epoch is one native call).
-        metrics : sequence of {'accuracy', 'mae', 'r2'}, optional
-            Recorded in the History after every epoch: on the training set (an
-            inference pass over it after the epoch, without dropout or noise; not
-            with batch sources) and, with validation data, as 'val_mae' / 'val_r2'
-            ('val_accuracy' is always recorded for classifiers).  'accuracy' needs
-            a classifier; 'mae' and 'r2' need real targets (not cross_entropy).
-
-        Training stops early (``history.stopped_early``, with ``history.stop_reason``
-        'callback', 'early_stopping' or 'diverged') when a callback asks, when early
-        stopping triggers, or when the training loss or the parameters become NaN or
-        infinite: that epoch is undone (parameters, optimizer state, step and epoch
-        counters, History and random generator as at the end of the last finite epoch)
-        and a RuntimeWarning names the learning rate.
-
-        Every argument is checked before anything changes.  An exception inside an
-        epoch, Ctrl-C included (the native epoch loop runs the signal handlers every
-        5 ms between steps, so it stops within milliseconds), puts back the state of
-        the epoch's start and propagates: a later ``fit`` continues bitwise as if the
-        run had not been interrupted.  A network (and its optimizer) used by another
-        thread raises RuntimeError.
-        """
-        from .training import fit
-        return fit(self, X, T, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                   shuffle=shuffle, seed=seed, validation_split=validation_split,
-                   validation_data=validation_data, early_stopping=early_stopping,
-                   l1=l1, l2=l2, input_noise=input_noise, lr_schedule=lr_schedule,
-                   callbacks=callbacks, progress=progress, n_threads=n_threads,
-                   step_callback=step_callback, metrics=metrics)
+    # one definition for the function and the method: ``net.fit(X, T, ...)`` is
+    # ``gdcore.training.fit(net, X, T, ...)``, whose docstring documents it
+    fit = _training.fit
 
     def partial_fit(self, X, T, optimizer=None, l1=0.0, l2=0.0, input_noise=0.0,
                     n_threads=None):
@@ -711,13 +623,38 @@ class MLP:
         learning rate as a function of the step index (a per-step schedule)."""
         n_steps = len(seeds)
         kind, flags, state = optimizer.native_plan(self.params)
-        scalars = optimizer.native_scalars(n_steps, lr_at_step)
+        clip, segments, rows = optimizer.native_options(self.param_layout)
+        scalars = optimizer.native_scalars(n_steps, lr_at_step, groups=rows)
         ws = self._ensure_workspace(batch_size, noise=bool(input_noise),
                                     epochs=order is not None)
         total = ws.epoch(X, T, order, batch_size, kind, flags, scalars, seeds, state, l1, l2,
-                         input_noise, n_threads)
+                         input_noise, n_threads, clip=clip, segments=segments)
         optimizer.step_count += n_steps
         return total
+
+    @property
+    def param_layout(self):
+        """Where each layer's parameters lie in ``params``: a tuple of (w0, w1, b0, b1)
+        per layer, its weights being params[w0:w1] and its biases params[b0:b1] (the
+        layout parameter groups select from)."""
+        layout = self.__dict__.get("_param_layout")
+        if layout is None:
+            layout, offset = [], 0
+            for n_in, n_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
+                layout.append((offset, offset + n_in * n_out, offset + n_in * n_out,
+                               offset + n_in * n_out + n_out))
+                offset += n_in * n_out + n_out
+            layout = self.__dict__["_param_layout"] = tuple(layout)
+        return layout
+
+    def _update_plan(self, optimizer):
+        """(kind, flags, state, scalars, clip, segments) of the next native update."""
+        kind, flags, state = optimizer._native_plan()
+        clip, segments, rows = optimizer.native_options(self.param_layout)
+        step = optimizer.step_count + 1
+        scalars = (optimizer._native_scalars(step) if rows is None
+                   else optimizer.group_scalars(step, rows))
+        return kind, flags, state, scalars, clip, segments
 
     # -- training steps -----------------------------------------------------------
 
@@ -810,11 +747,10 @@ class MLP:
         if ws is not None and self.backend == "native":
             # fast path: X and T checked in C; anything unusual falls through
             optimizer._ensure_state(self.params)
-            kind, flags, state = optimizer._native_plan()
-            loss = ws.try_step(X, T, True, True, kind, flags,
-                               optimizer._native_scalars(optimizer.step_count + 1), state,
+            kind, flags, state, scalars, clip, segments = self._update_plan(optimizer)
+            loss = ws.try_step(X, T, True, True, kind, flags, scalars, state,
                                l1, l2, input_noise, seed, _openmp.resolve(n_threads),
-                               optimizer)
+                               optimizer, clip=clip, segments=segments)
             if loss is not None:
                 return loss
         X = self._check_X(X)
@@ -847,11 +783,10 @@ class MLP:
         if optimizer is None:
             return ws.step(X, T, training, False, 0, 0, None, None, l1, l2, noise, seed, nt)
         optimizer._ensure_state(self.params)
-        kind, flags, state = optimizer._native_plan()
+        kind, flags, state, scalars, clip, segments = self._update_plan(optimizer)
         # the step advances optimizer.step_count itself (see NetworkWorkspace.step)
-        return ws.step(X, T, training, True, kind, flags,
-                       optimizer._native_scalars(optimizer.step_count + 1), state, l1, l2,
-                       noise, seed, nt, owner=optimizer)
+        return ws.step(X, T, training, True, kind, flags, scalars, state, l1, l2,
+                       noise, seed, nt, owner=optimizer, clip=clip, segments=segments)
 
     def _weighted_step(self, X, T, optimizer, training, l1, l2, noise, seed, n_threads,
                        sample_weight):
@@ -863,10 +798,10 @@ class MLP:
             return ws.step(X, T, training, False, 0, 0, None, None, l1, l2, noise, seed, nt,
                            sample_weight=sample_weight)
         optimizer._ensure_state(self.params)
-        kind, flags, state = optimizer._native_plan()
-        loss = ws.step(X, T, training, True, kind, flags,
-                       optimizer._native_scalars(optimizer.step_count + 1), state, l1, l2,
-                       noise, seed, nt, sample_weight=sample_weight, owner=optimizer)
+        kind, flags, state, scalars, clip, segments = self._update_plan(optimizer)
+        loss = ws.step(X, T, training, True, kind, flags, scalars, state, l1, l2,
+                       noise, seed, nt, sample_weight=sample_weight, owner=optimizer,
+                       clip=clip, segments=segments)
         return loss
 
     def _reference_step(self, X, T, optimizer, training, l1, l2, noise, seed, n_threads,

@@ -7,13 +7,18 @@
     opt.load_state_dict(saved)
 
 ``params`` is a 1-D C-contiguous float32/float64 buffer updated in place (an
-``MLP``'s ``net.params``); ``grads`` the matching gradient, never modified.  The
+``MLP``'s ``net.params``); ``grads`` the matching gradient, never modified unless
+gradient clipping is set (``set_clipping``: clipped in place, as torch does).
+Parameter groups (``set_param_groups``: per-layer rates, weight decay, frozen layers)
+apply in a network's training step.  The
 state buffers take the parameters' dtype.  Each step is one fused kernel call
 (``gdcore.kernels.<name>_update``, or the NumPy twin with ``backend="reference"``);
 the class only counts steps and keeps the state.  Invalid hyperparameters are
 rejected at construction, as PyTorch rejects them, except that ``eps`` must be > 0
 (PyTorch allows 0, which turns a zero gradient into 0/0 = NaN).
 """
+import contextlib
+import math
 import types
 
 import numpy as np
@@ -40,6 +45,9 @@ class Optimizer:
     _native = None
     _defaults = {}
     _state_options = ()     # hyperparameters that shape the state (momentum, amsgrad, ...)
+    _clip = None            # gradient clipping: (CLIP_ code, value, norm_type) or None
+    _groups = ()            # parameter groups, as check_param_groups returns them
+    _options_cache = None   # (layout, native_options(layout))
 
     def __init__(self, backend="native", **hyperparameters):
         self.backend = _backends.check(backend)
@@ -113,6 +121,7 @@ class Optimizer:
         state = dict(self.__dict__)
         state.pop("_busy", None)
         state.update(_state_params=None, _plan=None, _scalars=None)
+        state.pop("_options_cache", None)
         return state
 
     def __setstate__(self, state):
@@ -138,14 +147,36 @@ class Optimizer:
         self._plan = None
 
     def step(self, params, grads, n_threads=None):
-        """One update of ``params`` in place from ``grads``; returns ``params``."""
+        """One update of ``params`` in place from ``grads``; returns ``params``.
+
+        With gradient clipping set (``set_clipping``), ``grads`` is first clipped in
+        place, as ``torch.nn.utils.clip_grad_norm_`` / ``clip_grad_value_`` do (so it
+        must then be a writable C-contiguous buffer of params' dtype), in a pass of its
+        own; the training step of an MLP fuses it into the update.  Parameter groups
+        select layers of a network, so they apply in ``MLP.train_step``,
+        ``partial_fit`` and ``fit``: with groups set this raises ValueError."""
         params = v.param_vector(params, "params")
+        if self._groups:
+            raise ValueError("this optimizer has param_groups, which select layers of a "
+                             "network: they apply in MLP.train_step, partial_fit and fit; "
+                             "set_param_groups(None) to step a flat buffer")
+        if self._clip is not None:
+            grads = v.param_vector(grads, "grads")
+            v.check_shape(grads, "grads", params.shape, "params.shape")
+            if grads.dtype != params.dtype:
+                raise TypeError(f"grads must have dtype {params.dtype} (params'), got "
+                                f"{grads.dtype}")
         with self._using():
             fresh = not self._state
             try:
                 self._ensure_state(params)
-                update = getattr(_backends.kernels_for(self.backend), self.kernel)
+                kernels = _backends.kernels_for(self.backend)
+                update = getattr(kernels, self.kernel)
                 kwargs = self._kernel_kwargs(self._step_count + 1)
+                if self._clip is not None:
+                    v.check_no_overlap([("params", params), ("grads", grads)]
+                                       + list(self._state.items()))
+                    self._clip_grads(kernels, grads, n_threads)
                 update(params, grads, **self._state, **kwargs, n_threads=n_threads)
             except BaseException:
                 # the kernels check everything before writing: only a state allocated
@@ -172,6 +203,133 @@ class Optimizer:
     _state_only = ()
     _uses_step = True
 
+    def _clip_grads(self, kernels, grads, n_threads):
+        mode, value, norm_type = self._clip
+        if mode == _CLIP_NORM:
+            kernels.clip_grad_norm(grads, value, norm_type=norm_type, n_threads=n_threads)
+        else:
+            kernels.clip_grad_value(grads, value, n_threads=n_threads)
+
+    # -- gradient clipping and parameter groups ---------------------------------------
+
+    def set_clipping(self, clip_norm=None, clip_value=None, norm_type=2.0):
+        """Clip the gradient before every update (``None, None``: no clipping).
+
+        Parameters
+        ----------
+        clip_norm : float > 0, optional
+            Scale the gradient by min(clip_norm / (total + 1e-6), 1), where total is
+            its norm of order ``norm_type`` over all parameters that are updated (not
+            frozen ones), as ``torch.nn.utils.clip_grad_norm_`` does (a NaN norm makes
+            the gradient NaN, an infinite one makes it 0 or NaN:
+            ``error_if_nonfinite=False``).
+        clip_value : float > 0, optional
+            Clamp every gradient element to [-clip_value, clip_value], as
+            ``torch.nn.utils.clip_grad_value_``.  At most one of the two.
+        norm_type : float > 0 or inf
+            The order of the norm (2: Euclidean, inf: largest magnitude).
+
+        In a network's training step the clipping is fused into the optimizer's one
+        pass over the flat buffer (the norm is one read of the gradient before it), and
+        ``net.grads`` holds the clipped gradient afterwards, as with torch.  The
+        setting is saved by ``state_dict`` and checkpoints.
+        """
+        self._clip = check_clipping(clip_norm, clip_value, norm_type)
+        self._options_cache = None
+
+    @property
+    def clipping(self):
+        """{'clip_norm', 'clip_value', 'norm_type'} as set by ``set_clipping``."""
+        if self._clip is None:
+            return {"clip_norm": None, "clip_value": None, "norm_type": 2.0}
+        mode, value, norm_type = self._clip
+        return {"clip_norm": value if mode == _CLIP_NORM else None,
+                "clip_value": value if mode == _CLIP_VALUE else None,
+                "norm_type": norm_type}
+
+    def set_param_groups(self, groups):
+        """Per-layer settings of a network's parameters (None or []: none).
+
+        ``groups`` is a list of dicts, each selecting parameters by
+        ``'layers'`` (an int or a list of layer indices; default every layer) and
+        ``'params'`` (``'all'``, ``'weights'`` or ``'biases'``; default ``'all'``) and
+        setting any of
+
+        * ``'lr_factor'`` (float >= 0): the rate of these parameters is lr_factor x
+          the optimizer's ``lr`` (so a schedule, which sets ``lr``, scales every
+          group's rate alike, as torch's schedulers scale every group's);
+        * ``'weight_decay'`` (float >= 0): their weight decay instead of the
+          optimizer's (torch's default decays every parameter, biases included;
+          ``{'params': 'biases', 'weight_decay': 0.0}`` excludes the biases);
+        * ``'frozen'`` (bool): no update at all, their state untouched and their
+          gradient left out of the clipping norm.
+
+        A later group overrides an earlier one's settings where they overlap, key by
+        key.  The groups apply inside the one fused update of the flat buffer (each
+        contiguous run of parameters with the same settings is one segment with its
+        own row of step scalars).  The step count is the optimizer's, one for all
+        groups: a layer unfrozen later continues with it (torch counts per tensor).
+        The groups are saved by ``state_dict`` and checkpoints.
+        """
+        groups = check_param_groups(groups)
+        for i, group in enumerate(groups):
+            if "weight_decay" in group and "weight_decay" not in self._defaults:
+                raise ValueError(f"param_groups[{i}] sets weight_decay, which "
+                                 f"{type(self).__name__} does not have")
+        self._groups = groups
+        self._options_cache = None
+
+    @property
+    def param_groups(self):
+        """The parameter groups set by ``set_param_groups``, as a list of dicts."""
+        return [dict(g, layers=list(g["layers"])) if "layers" in g else dict(g)
+                for g in self._groups]
+
+    def native_options(self, layout):
+        """(clip, segments, rows) of the native train step for a network whose layer
+        l has weights params[w0:w1] and biases params[b0:b1], ``layout`` being the
+        tuple of (w0, w1, b0, b1): ``clip`` None or (CLIP_ code, value, norm_type);
+        without groups ``segments`` and ``rows`` are None, else ``segments`` is the
+        (n, 3) int64 array of (start, stop, frozen) and ``rows`` the (lr_factor,
+        weight_decay or None) of each segment (for ``native_scalars``)."""
+        cache = self._options_cache
+        if cache is not None and cache[0] == layout:
+            return cache[1]
+        segments = rows = None
+        if self._groups:
+            segments, rows = _segments(self._groups, layout)
+        result = (self._clip, segments, rows)
+        self._options_cache = (layout, result)
+        return result
+
+    @contextlib.contextmanager
+    def _group_setting(self, row):
+        """The hyperparameters of one group (lr x lr_factor, its weight decay) while
+        inside; the optimizer's own afterwards."""
+        lr_factor, weight_decay = row
+        hyper, cache = self._hyper, self._scalars
+        h = dict(hyper, lr=hyper["lr"] * lr_factor)
+        if weight_decay is not None:
+            h["weight_decay"] = weight_decay
+        self.__dict__.update(_hyper=h, _scalars=None)
+        try:
+            yield
+        finally:
+            self.__dict__.update(_hyper=hyper, _scalars=cache)
+
+    def group_scalars(self, step, rows):
+        """The float64 scalars of step ``step`` for each group row, concatenated."""
+        out = []
+        for row in rows:
+            with self._group_setting(row):
+                out.extend(self._native_scalars(step))
+        return np.array(out, dtype=np.float64)
+
+    def group_kwargs(self, step, row):
+        """The reference update's keyword arguments of step ``step`` for one group row."""
+        with self._group_setting(row):
+            return self._kernel_kwargs(step)
+
     # -- state dict -----------------------------------------------------------
 
     def state_dict(self):
@@ -184,6 +342,8 @@ class Optimizer:
             "hyperparameters": dict(self._hyper),
             "step": self.step_count,
             "state": {name: buf.copy() for name, buf in self._state.items()},
+            "clipping": self.clipping,
+            "param_groups": self.param_groups,
         }
 
     def load_state_dict(self, state_dict):
@@ -217,6 +377,13 @@ class Optimizer:
         if arrays and set(arrays) != expected:
             raise ValueError(f"state_dict buffers {sorted(arrays)} do not match "
                              f"{type(self).__name__}'s {sorted(expected)}")
+        clipping = state_dict.get("clipping") or {}
+        if not isinstance(clipping, dict):
+            raise ValueError(f"state_dict's clipping must be a dict, got {clipping!r}")
+        clip = check_clipping(clipping.get("clip_norm"), clipping.get("clip_value"),
+                              clipping.get("norm_type", 2.0))
+        groups = check_param_groups(state_dict.get("param_groups"))
+        self._clip, self._groups, self._options_cache = clip, groups, None
         self._hyper, self._step_count, self._state = hyper, step, arrays
         self._state_params = None
         self._plan = None
@@ -254,19 +421,23 @@ class Optimizer:
         self._ensure_state(params)
         return self._native_plan()
 
-    def native_scalars(self, n_steps, lr_at_step=None):
+    def native_scalars(self, n_steps, lr_at_step=None, groups=None):
         """The float64 scalars of the next ``n_steps`` steps, (n_steps, N_SCALARS).
 
         ``lr_at_step``: a function of the step index (the number of updates before the
         step) giving that step's learning rate, for per-step schedules; ``lr`` is set
-        to each in turn, so it ends at the last step's rate."""
+        to each in turn, so it ends at the last step's rate.  ``groups``: the rows of
+        ``native_options``; then each step has one row per group,
+        (n_steps, len(groups) * N_SCALARS)."""
         first = self._step_count + 1
         rows = []
         for step in range(first, first + n_steps):
             if lr_at_step is not None:
                 self.lr = lr_at_step(step - 1)
-            rows.append(self._native_scalars(step))
-        return np.array(rows, dtype=np.float64).reshape(n_steps, _constants.N_SCALARS)
+            rows.append(self._native_scalars(step) if groups is None
+                        else self.group_scalars(step, groups))
+        width = _constants.N_SCALARS * (1 if groups is None else len(groups))
+        return np.array(rows, dtype=np.float64).reshape(n_steps, width)
 
     def _native_plan(self):
         """(kind code, flags, state buffers in kernel order) for the native train step,
@@ -294,6 +465,103 @@ class Optimizer:
     @staticmethod
     def _padded(values):
         return tuple(values) + (0.0,) * (_constants.N_SCALARS - len(values))
+
+
+_CLIP_NORM = _constants.CLIP_MODES.index("norm")
+_CLIP_VALUE = _constants.CLIP_MODES.index("value")
+_GROUP_KEYS = ("layers", "params", "lr_factor", "weight_decay", "frozen")
+
+
+def check_clipping(clip_norm=None, clip_value=None, norm_type=2.0):
+    """The checked clipping options as (CLIP_ code, value, norm_type), or None for no
+    clipping; ValueError/TypeError naming the argument otherwise."""
+    if isinstance(norm_type, (int, float, np.floating)) and norm_type == math.inf:
+        norm_type = math.inf
+    else:
+        norm_type = v.check_float(norm_type, "norm_type", 0.0, low_open=True)
+    if clip_norm is not None and clip_value is not None:
+        raise ValueError(f"clip_norm and clip_value cannot both be set (got clip_norm="
+                         f"{clip_norm!r}, clip_value={clip_value!r}); choose one")
+    if clip_norm is not None:
+        return (_CLIP_NORM, v.check_float(clip_norm, "clip_norm", 0.0, low_open=True),
+                norm_type)
+    if clip_value is not None:
+        return (_CLIP_VALUE, v.check_float(clip_value, "clip_value", 0.0, low_open=True),
+                norm_type)
+    return None
+
+
+def check_param_groups(groups):
+    """The checked parameter groups (see ``Optimizer.set_param_groups``) as a tuple of
+    dicts; None gives ()."""
+    if groups is None:
+        return ()
+    if isinstance(groups, (dict, str)) or not hasattr(groups, "__iter__"):
+        raise TypeError(f"param_groups must be a list of dicts, got {type(groups).__name__}")
+    checked = []
+    for i, group in enumerate(groups):
+        name = f"param_groups[{i}]"
+        if not isinstance(group, dict):
+            raise TypeError(f"{name} must be a dict, got {type(group).__name__}")
+        unknown = sorted(set(group) - set(_GROUP_KEYS), key=str)
+        if unknown:
+            raise ValueError(f"{name} has unknown keys {unknown}; the keys are "
+                             f"{', '.join(_GROUP_KEYS)}")
+        c = {}
+        if "layers" in group:
+            layers = group["layers"]
+            layers = [layers] if isinstance(layers, (int, np.integer)) else layers
+            try:
+                layers = list(layers)
+            except TypeError:
+                raise TypeError(f"{name}['layers'] must be an int or a list of ints, got "
+                                f"{type(group['layers']).__name__}") from None
+            c["layers"] = tuple(sorted({v.check_int(x, f"{name}['layers']", low=0)
+                                        for x in layers}))
+        c["params"] = v.check_name(group.get("params", "all"), f"{name}['params']",
+                                   ("all", "weights", "biases"))
+        if "lr_factor" in group:
+            c["lr_factor"] = v.check_float(group["lr_factor"], f"{name}['lr_factor']", 0.0)
+        if "weight_decay" in group:
+            c["weight_decay"] = v.check_float(group["weight_decay"],
+                                              f"{name}['weight_decay']", 0.0)
+        if "frozen" in group:
+            if not isinstance(group["frozen"], (bool, np.bool_)):
+                raise TypeError(f"{name}['frozen'] must be a bool, got {group['frozen']!r}")
+            c["frozen"] = bool(group["frozen"])
+        if not {"lr_factor", "weight_decay", "frozen"} & set(c):
+            raise ValueError(f"{name} sets none of lr_factor, weight_decay, frozen")
+        checked.append(c)
+    return tuple(checked)
+
+
+def _segments(groups, layout):
+    """The (n, 3) int64 (start, stop, frozen) segments and their (lr_factor,
+    weight_decay) rows for checked ``groups`` over a network ``layout`` (see
+    ``Optimizer.native_options``): adjacent parameters with equal settings merge."""
+    n_layers = len(layout)
+    for i, group in enumerate(groups):
+        bad = [l for l in group.get("layers", ()) if l >= n_layers]
+        if bad:
+            raise ValueError(f"param_groups[{i}]['layers'] names layer {bad[0]}, but the "
+                             f"network has {n_layers} layers (0 to {n_layers - 1})")
+    segments, rows = [], []
+    for l, (w0, w1, b0, b1) in enumerate(layout):
+        for start, stop, kind in ((w0, w1, "weights"), (b0, b1, "biases")):
+            lr_factor, weight_decay, frozen = 1.0, None, False
+            for group in groups:
+                if (l in group.get("layers", (l,))) and group["params"] in ("all", kind):
+                    lr_factor = group.get("lr_factor", lr_factor)
+                    weight_decay = group.get("weight_decay", weight_decay)
+                    frozen = group.get("frozen", frozen)
+            row = (lr_factor, weight_decay)
+            if segments and segments[-1][1] == start and segments[-1][2] == frozen and (
+                    frozen or rows[-1] == row):
+                segments[-1][1] = stop
+            else:
+                segments.append([start, stop, frozen])
+                rows.append(row)
+    return np.array(segments, dtype=np.int64).reshape(-1, 3), rows
 
 
 class exclusive:

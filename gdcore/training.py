@@ -321,11 +321,109 @@ class _Snapshot:
             vars(net.lr_schedule).update(self.schedule)
 
 
-def fit(net, X, T, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=None,
+def fit(net, X, T=None, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=None,
         validation_split=None, validation_data=None, early_stopping=None, l1=0.0, l2=0.0,
         input_noise=0.0, lr_schedule=None, callbacks=(), progress=None, n_threads=None,
-        step_callback=None, metrics=None):
-    """Train ``net`` on (X, T); the implementation of ``MLP.fit`` (see its docstring)."""
+        step_callback=None, metrics=None, clip_norm=None, clip_value=None, norm_type=2.0,
+        param_groups=None):
+    """Train by gradient descent; returns a ``History`` of this call's epochs.
+
+    Parameters
+    ----------
+    X : array-like (n_samples, n_in) of real numbers, np.memmap, or batches
+        Converted once to the network's dtype (float64 data into a float32
+        network is rounded to float32, as scikit-learn does; a memmap of another
+        dtype is converted whole, so store it in the network's dtype).
+        A memory-mapped X (and T) trains in the native epoch loop, which gathers
+        each shuffled mini-batch straight from the mapped file; checks run a
+        block of rows at a time, so memory does not grow with the file.
+        Without T, X is a source of (X_batch, T_batch) pairs: a callable that
+        returns a fresh iterable per epoch, a list of pairs, or a one-pass
+        iterator (a generator: ``epochs=1`` only).  Batches are stepped in the
+        order given (``batch_size``, ``shuffle`` and ``validation_split`` do not
+        apply), each validated as it arrives; an epoch that fails part way is
+        undone (parameters, optimizer state, generator) before the error is
+        raised.  On the same batches this equals array training bit for bit.
+    T : targets: int labels (n_samples,) (or an (n_samples, 1) column, or floats
+        that are whole numbers) or one-hot rows for cross_entropy,
+        (n_samples, n_out) (or (n_samples,) for one output) otherwise; real
+        targets are converted to the network's dtype; None when X is a source
+        of batches
+    epochs : int >= 0
+    batch_size : int >= 1 or None
+        None: full-batch gradient descent (one step per epoch; no shuffling);
+        1: stochastic gradient descent; K: mini-batches of K (the last may be
+        smaller), reshuffled every epoch when ``shuffle``.
+    optimizer : gdcore.optim optimizer, optional
+        Default: the one from an earlier fit, else ``Adam()``.  Its state carries
+        over between calls.
+    seed : int, optional
+        Re-seeds the training generator (shuffling, dropout, noise); by default
+        the network's generator continues.
+    validation_split : float in (0, 1), optional
+        The last fraction of the samples is held out for validation.
+    validation_data : (X_val, T_val), optional
+    early_stopping : EarlyStopping or True, optional
+        Stop when the monitored History key (by default the validation loss, the
+        training loss without validation data) has not improved for ``patience``
+        epochs, restoring the best weights (see ``gdcore.callbacks``).
+    l1, l2 : float >= 0
+        Penalties ``l1 * sum(abs(w))`` and ``l2 / 2 * sum(w**2)`` on the weights
+        (not the biases).
+    input_noise : float >= 0
+        Standard deviation of Gaussian noise added to the inputs in training.
+    lr_schedule : gdcore.schedules.Schedule, optional
+        Sets the optimizer's lr before every epoch (``unit='epoch'``) or every
+        step (``unit='step'``, also inside the native epoch loop); kept for later
+        fit calls.
+    callbacks : sequence
+        Callables (or objects with ``on_epoch_end``, and optionally
+        ``on_train_begin`` / ``on_train_end``: ``gdcore.callbacks``) called with
+        the History after every epoch; a true return value stops training.
+    progress : bool or None
+        A tqdm bar over the epochs (loss and validation metrics in it); None shows
+        it when stderr is a terminal.
+    n_threads : int, optional
+    step_callback : callable, optional
+        ``step_callback(step, loss)`` after every step; this makes the epoch loop
+        return to Python between steps (otherwise one epoch is one native call).
+    metrics : sequence of {'accuracy', 'mae', 'r2'}, optional
+        Recorded in the History after every epoch: on the training set (an
+        inference pass over it after the epoch, without dropout or noise; not
+        with batch sources) and, with validation data, as 'val_mae' / 'val_r2'
+        ('val_accuracy' is always recorded for classifiers).  'accuracy' needs
+        a classifier; 'mae' and 'r2' need real targets (not cross_entropy).
+    clip_norm, clip_value : float > 0, optional
+        Clip the gradient before every update by its norm (of order
+        ``norm_type``) or by value, as ``torch.nn.utils.clip_grad_norm_`` /
+        ``clip_grad_value_``; at most one.  Given, they are set on the optimizer
+        (``Optimizer.set_clipping``), which keeps them for later calls, as it
+        keeps its state; None leaves the optimizer's setting as it is.
+    norm_type : float > 0 or inf
+        The order of the norm of ``clip_norm``.
+    param_groups : list of dicts, optional
+        Per-layer learning-rate factors, weight decays and frozen layers (see
+        ``Optimizer.set_param_groups``), e.g. ``[{'layers': [0],
+        'frozen': True}, {'params': 'biases', 'weight_decay': 0.0}]``; set on the
+        optimizer (kept for later calls); None leaves its groups as they are,
+        ``[]`` removes them.
+
+    Training stops early (``history.stopped_early``, with ``history.stop_reason``
+    'callback', 'early_stopping' or 'diverged') when a callback asks, when early
+    stopping triggers, or when the training loss or the parameters become NaN or
+    infinite: that epoch is undone (parameters, optimizer state, step and epoch
+    counters, History and random generator as at the end of the last finite epoch)
+    and a RuntimeWarning names the learning rate.
+
+    Every argument is checked before anything changes.  An exception inside an
+    epoch, Ctrl-C included (the native epoch loop runs the signal handlers every
+    5 ms between steps, so it stops within milliseconds), puts back the state of
+    the epoch's start and propagates: a later ``fit`` continues bitwise as if the
+    run had not been interrupted.  A network (and its optimizer) used by another
+    thread raises RuntimeError.
+
+    ``MLP.fit`` is this function, ``net`` being the network.
+    """
     if not isinstance(optimizer, (_optim.Optimizer, type(None))):
         net._check_optimizer(optimizer)
     owner = optimizer if optimizer is not None else net.optimizer
@@ -334,12 +432,40 @@ def fit(net, X, T, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=
             return _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed,
                         validation_split, validation_data, early_stopping, l1, l2,
                         input_noise, lr_schedule, callbacks, progress, n_threads,
-                        step_callback, metrics)
+                        step_callback, metrics, clip_norm, clip_value, norm_type,
+                        param_groups)
     with _optim.exclusive(net, "this network"), owner._using():
         return _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed,
                     validation_split, validation_data, early_stopping, l1, l2,
                     input_noise, lr_schedule, callbacks, progress, n_threads, step_callback,
-                    metrics)
+                    metrics, clip_norm, clip_value, norm_type, param_groups)
+
+
+def _check_optimizer_options(net, optimizer, clip_norm, clip_value, norm_type, param_groups):
+    """fit's clipping and parameter groups, checked against the network and the
+    optimizer fit will use before anything changes: (clipping or None, groups or None),
+    None where the optimizer's own setting stays."""
+    clip = None
+    if clip_norm is None and not (isinstance(norm_type, (int, float)) and norm_type == 2):
+        raise ValueError(f"norm_type={norm_type!r} applies to clip_norm, which is not set")
+    if clip_norm is not None or clip_value is not None:
+        clip = dict(clip_norm=clip_norm, clip_value=clip_value, norm_type=norm_type)
+        _optim.check_clipping(**clip)
+    if param_groups is not None:
+        groups = _optim.check_param_groups(param_groups)
+        _optim._segments(groups, net.param_layout)
+        cls = type(optimizer if optimizer is not None else net.optimizer or _optim.Adam())
+        if any("weight_decay" in g for g in groups) and "weight_decay" not in cls._defaults:
+            raise ValueError(f"param_groups set weight_decay, which {cls.__name__} does "
+                             f"not have")
+    return clip, param_groups
+
+
+def _set_optimizer_options(optimizer, clip, param_groups):
+    if clip is not None:
+        optimizer.set_clipping(**clip)
+    if param_groups is not None:
+        optimizer.set_param_groups(param_groups)
 
 
 def check_fit_options(epochs, batch_size, l1, l2, input_noise, early_stopping,
@@ -372,7 +498,8 @@ def check_fit_options(epochs, batch_size, l1, l2, input_noise, early_stopping,
 
 def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_split,
          validation_data, early_stopping, l1, l2, input_noise, lr_schedule, callbacks,
-         progress, n_threads, step_callback, metrics):
+         progress, n_threads, step_callback, metrics, clip_norm=None, clip_value=None,
+         norm_type=2.0, param_groups=None):
     (epochs, batch_size, l1, l2, input_noise, early_stopping,
      callbacks) = check_fit_options(epochs, batch_size, l1, l2, input_noise, early_stopping,
                                     lr_schedule, callbacks)
@@ -401,6 +528,8 @@ def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_spl
     if steps_so_far + epochs * n_steps > v.MAX_STEP:
         raise ValueError(f"epochs={epochs} would take the optimizer's step count past "
                          f"{v.MAX_STEP}")
+    options = _check_optimizer_options(net, optimizer, clip_norm, clip_value, norm_type,
+                                       param_groups)
     train_metrics = metric_names if source is None else ()
     val_metrics = tuple(m for m in metric_names if m != "accuracy") if Xv is not None else ()
     history = History([*train_metrics, *(f"val_{m}" for m in val_metrics)])
@@ -412,6 +541,7 @@ def _fit(net, X, T, epochs, batch_size, optimizer, shuffle, seed, validation_spl
         if hasattr(cb, "on_train_begin"):
             cb.on_train_begin(net, history)
     optimizer = _resolve_optimizer(net, optimizer)
+    _set_optimizer_options(optimizer, *options)
     if seed is not None:
         net.reseed(seed)
     if lr_schedule is not None:

@@ -157,3 +157,35 @@ class TimeFitEpoch:
         return self.N / (time.perf_counter() - start)
 
     track_samples_per_second.unit = "samples/s"
+
+
+class TimeClippedStep:
+    """The cost of gradient clipping inside the native step: one ``train_step`` of
+    784-256-128-10 ReLU, Adam, batch 32, float32, without clipping, with ``clip_norm``
+    (one extra read of the gradient for its norm, then the scaling fused into the
+    update pass) and with ``clip_value`` (the clamp fused into the update pass)."""
+    params = (["none", "clip_norm", "clip_value"], THREADS)
+    param_names = ["clipping", "n_threads"]
+    timeout = 120
+
+    def setup(self, clipping, n_threads):
+        check_threads("native", n_threads)
+        backend("native")
+        check_forked_child(n_threads)
+        self.limits = ThreadLimits(1 if n_threads == 1 else None).start()
+        self.net, self.opt, self.X, self.T = _make("784-256-128-10_relu_adam_b32", "native")
+        if clipping == "clip_norm":
+            self.opt.set_clipping(clip_norm=1e-3)       # small: every step scales
+        elif clipping == "clip_value":
+            self.opt.set_clipping(clip_value=1e-5)
+        self.n_threads = n_threads
+        for _ in range(3):
+            self.net.train_step(self.X, self.T, self.opt, n_threads=n_threads)
+
+    def teardown(self, *params):
+        limits = getattr(self, "limits", None)
+        if limits is not None:
+            limits.stop()
+
+    def time_train_step(self, clipping, n_threads):
+        self.net.train_step(self.X, self.T, self.opt, n_threads=self.n_threads)

@@ -12,10 +12,12 @@ from .dense import dense_backward, dense_forward
 from .losses import loss, loss_delta
 from .optimizers import (adadelta_update, adagrad_update, adam_update, adamw_update,
                          optimizer_state, rmsprop_update, sgd_update)
+from .optimizers import clip_grad_norm, clip_grad_value
 
 __all__ = [
     "activation", "activation_backward", "dense_forward", "dense_backward",
     "loss", "loss_delta", "optimizer_state",
     "sgd_update", "adagrad_update", "adadelta_update", "rmsprop_update",
     "adam_update", "adamw_update",
+    "clip_grad_norm", "clip_grad_value",
 ]

@@ -123,8 +123,41 @@ def network_step(net, X, T, optimizer, training, l1, l2, noise, seed, sample_wei
                 layer.dW[...] = layer.dW + net.dtype.type(l1) * np.sign(layer.W)
     if optimizer is not None:
         optimizer._ensure_state(net.params)
-        getattr(optimizers, optimizer.kernel)(
-            net.params, net.grads, **optimizer.state,
-            **optimizer._kernel_kwargs(optimizer.step_count + 1))
+        _update(net, optimizer)
         optimizer.step_count += 1
     return loss
+
+
+def _update(net, optimizer):
+    """The optimizer's update of ``net.params`` with its clipping and parameter groups,
+    as the native pass does: the gradient of the parameters that are not frozen is
+    clipped in place (by its norm over them, or by value), then each segment is
+    updated with its group's hyperparameters."""
+    clip, segments, rows = optimizer.native_options(net.param_layout)
+    step = optimizer.step_count + 1
+    update = getattr(optimizers, optimizer.kernel)
+    if segments is None:
+        segments, rows = np.array([[0, net.params.size, 0]]), [None]
+    active = np.zeros(net.params.size, dtype=bool)
+    for start, stop, frozen in segments:
+        active[start:stop] = not frozen
+    if clip is not None:
+        mode, value, norm_type = clip
+        g = net.grads
+        if mode == _constants.CLIP_MODES.index("norm"):
+            total = optimizers.grad_norm(g, norm_type, active)
+            coef = optimizers.clip_coef(value, total, g.dtype)
+            if coef != 1:
+                with np.errstate(invalid="ignore"):
+                    g[active] = g[active] * g.dtype.type(coef)
+        else:
+            c = g.dtype.type(value)
+            with np.errstate(invalid="ignore"):
+                g[active] = np.clip(g[active], -c, c)
+    for (start, stop, frozen), row in zip(segments, rows):
+        if frozen or start == stop:
+            continue
+        kwargs = (optimizer._kernel_kwargs(step) if row is None
+                  else optimizer.group_kwargs(step, row))
+        part = {k: buf[start:stop] for k, buf in optimizer.state.items()}
+        update(net.params[start:stop], net.grads[start:stop], **part, **kwargs)

@@ -10,12 +10,16 @@ is ``self + (c * a) * b`` and ``addcdiv_(a, b, value=c)`` is ``self + c * (a / b
 Where PyTorch accepts ``eps = 0``, gdcore requires ``eps > 0``: with eps = 0 a zero
 gradient gives 0/0 = NaN.
 """
+import math
+
 import numpy as np
 
+from .. import _constants
 from .. import _validation as v
 
 __all__ = ["optimizer_state", "sgd_update", "adagrad_update", "adadelta_update",
            "rmsprop_update", "adam_update", "adamw_update"]
+__all__ += ["clip_grad_norm", "clip_grad_value"]
 
 
 def _lerp_(start, end, weight):
@@ -295,3 +299,87 @@ def adamw_update(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, ste
     v.check_threads(n_threads)
     return _adam(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, betas, eps,
                  weight_decay, amsgrad, decoupled=True)
+
+
+# ---- gradient clipping ---------------------------------------------------------------
+
+def _check_norm_type(norm_type):
+    if isinstance(norm_type, (int, float)) and norm_type == math.inf:
+        return math.inf
+    return v.check_float(norm_type, "norm_type", 0.0, low_open=True)
+
+
+def grad_norm(grads, norm_type, active=None):
+    """The norm of order ``norm_type`` (> 0 or inf) of the 1-D ``grads`` over the
+    elements where ``active`` is true (all without it), as the native step sums it:
+    |g|^p in float64 over fixed blocks of max(NORM_BLOCK, ceil(n / NORM_MAX_BLOCKS))
+    elements, element i of a block added in order into lane i mod NORM_LANES, the lanes
+    added in lane order, the block sums in block order; inf: the largest |g| (NaN when
+    any is NaN).  The same bits as the native norm."""
+    x = np.abs(grads.astype(np.float64))
+    if active is not None:
+        x = np.where(active, x, 0.0)
+    n = x.size
+    if norm_type == math.inf:
+        return float(np.max(x)) if n else 0.0
+    terms = x * x if norm_type == 2 else (x if norm_type == 1 else x ** norm_type)
+    bs = max(_constants.NORM_BLOCK, -(-n // _constants.NORM_MAX_BLOCKS))
+    lanes = _constants.NORM_LANES
+    total = 0.0
+    for start in range(0, n, bs):
+        block = terms[start:start + bs]
+        block = np.concatenate([block, np.zeros(-len(block) % lanes)]).reshape(-1, lanes)
+        block_sum = 0.0
+        for lane in np.cumsum(block, axis=0)[-1]:   # sequential, as the native loop adds
+            block_sum += float(lane)
+        total += block_sum
+    if norm_type == 1:
+        return total
+    if norm_type == 2:
+        return math.sqrt(total)
+    return total ** (1 / norm_type)
+
+
+def clip_coef(max_norm, total, dtype):
+    """torch.nn.utils.clip_grad_norm_'s factor in ``dtype``: clamp(max_norm /
+    (total + 1e-6), max=1), evaluated as torch does (the reciprocal of the shifted
+    norm times max_norm); NaN stays NaN and an infinite norm gives 0."""
+    t = dtype.type
+    with np.errstate(all="ignore"):
+        c = (t(1) / (t(total) + t(1e-6))) * t(max_norm)
+    return 1.0 if c > 1 else float(c)
+
+
+def clip_grad_norm(grads, max_norm, *, norm_type=2.0, n_threads=None):
+    """Scale ``grads`` in place so that its norm is at most ``max_norm``, as
+    ``torch.nn.utils.clip_grad_norm_`` (error_if_nonfinite=False) does, and return the
+    norm before clipping.
+
+        total = ||grads||_p            (p = norm_type > 0, or inf: max |g|)
+        grads = grads * min(max_norm / (total + 1e-6), 1)
+
+    The norm is summed in float64 (see ``grad_norm``), the factor computed in the
+    gradient's dtype.  A NaN norm makes every gradient NaN and an infinite one makes
+    the finite ones 0, as with torch.  ``max_norm`` must be > 0 and finite.
+    """
+    max_norm = v.check_float(max_norm, "max_norm", 0.0, low_open=True)
+    norm_type = _check_norm_type(norm_type)
+    grads = v.param_vector(grads, "grads")
+    total = grad_norm(grads, norm_type)
+    coef = clip_coef(max_norm, total, grads.dtype)
+    if coef != 1:
+        with np.errstate(invalid="ignore"):
+            grads *= grads.dtype.type(coef)
+    return total
+
+
+def clip_grad_value(grads, clip_value, *, n_threads=None):
+    """Clamp ``grads`` in place to [-clip_value, clip_value], as
+    ``torch.nn.utils.clip_grad_value_`` does (NaN stays NaN); returns ``grads``.
+    ``clip_value`` must be > 0 and finite."""
+    clip_value = v.check_float(clip_value, "clip_value", 0.0, low_open=True)
+    grads = v.param_vector(grads, "grads")
+    c = grads.dtype.type(clip_value)
+    with np.errstate(invalid="ignore"):
+        np.clip(grads, -c, c, out=grads)
+    return grads
