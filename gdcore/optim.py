@@ -554,7 +554,7 @@ class NAdam(Optimizer):
         m = m + (1 - beta1) (g - m);  v = beta2 v + (1 - beta2) g^2
         denom = sqrt(v / (1 - beta2^t)) + eps
         p = p - lr (1 - mu_t) / (1 - P_t) * g / denom
-                - lr mu_{t+1} / (1 - P_t mu_{t+1}) * m / denom      (two updates, in order)
+        p = p - lr mu_{t+1} / (1 - P_t mu_{t+1}) * m / denom
 
     Defaults of torch.optim.NAdam: lr=2e-3, betas=(0.9, 0.999), eps=1e-8,
     weight_decay=0, momentum_decay=4e-3, decoupled_weight_decay=False.
@@ -624,7 +624,7 @@ class Adamax(Optimizer):
 
         g = grad + weight_decay * p
         m = m + (1 - beta1) (g - m)
-        u = max(beta2 * u, |g| + eps)
+        u = max(beta2 * u, abs(g) + eps)
         p = p - lr / (1 - beta1^t) * m / u
 
     Defaults of torch.optim.Adamax: lr=2e-3, betas=(0.9, 0.999), eps=1e-8,

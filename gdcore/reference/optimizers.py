@@ -392,7 +392,7 @@ def adamax_update(params, grads, exp_avg, exp_inf, *, step, lr=2e-3, betas=(0.9,
 
         g = grad + weight_decay * p
         m = m + (1 - beta1) (g - m)
-        u = max(beta2 * u, |g| + eps)        (NaN wins, as torch.maximum)
+        u = max(beta2 * u, abs(g) + eps)        (NaN wins, as torch.maximum)
         p = p - lr / (1 - beta1^t) * m / u
     """
     v.check_threads(n_threads)
