@@ -149,10 +149,9 @@ cdef bint state_required(const Optim* o, int i) noexcept nogil:
         return i < 2
     elif o.kind == OPT_RMSPROP:
         return i == 0 or (i == 1 and o.s[S_RMSPROP_MOMENTUM] > 0)
-    elif o.kind == OPT_NADAM or o.kind == OPT_ADAMAX or o.kind == OPT_RADAM:
-        return i < 2
-    elif o.kind == OPT_RPROP:
-        return i < 2
+    elif (o.kind == OPT_NADAM or o.kind == OPT_ADAMAX or o.kind == OPT_RADAM
+          or o.kind == OPT_RPROP):
+        return i < 2                      # both buffers, whatever the options
     return i < 2
 
 
@@ -695,8 +694,10 @@ cdef void adamax_range(const Optim* o, floating* p, const floating* g, Py_ssize_
         exp_avg[i] = m
         u = exp_inf[i] * beta2_
         a = (gi if gi >= 0 else -gi) + eps_
-        # numpy.maximum / torch.maximum: NaN wins
-        u = u if (u >= a or u != u) else a
+        # numpy.maximum / torch.maximum: NaN wins (two selects, so that the loop
+        # vectorises: a short-circuit ``or`` would be a branch)
+        a = u if u >= a else a
+        u = u if u != u else a
         exp_inf[i] = u
         p[i] = p[i] + neg_clr * (m / u)
 
