@@ -19,7 +19,8 @@ ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "softmax",
 LOSSES = ("squared_error", "mse", "cross_entropy", "binary_cross_entropy",
           "huber", "mae", "poisson")
 # native update loops (AdamW is Adam with the decoupled-decay flag): OPT_<NAME> = index
-OPTIMIZERS = ("sgd", "adagrad", "adadelta", "rmsprop", "adam")
+OPTIMIZERS = ("sgd", "adagrad", "adadelta", "rmsprop", "adam", "nadam", "adamax", "radam",
+              "rprop")
 
 # ---- the optimizer step's layout ----------------------------------------------------
 # float64 scalars of one step, in slot order: S_<OPTIMIZER>_<NAME> = slot.  Python
@@ -32,6 +33,14 @@ OPTIMIZER_SCALARS = {
     "rmsprop": ("lr", "alpha", "eps", "weight_decay", "momentum"),
     "adam": ("beta1", "beta2", "eps", "weight_decay", "decay_factor", "step_size",
              "bias_correction2_sqrt"),
+    # NAdam's coefficients of g / denom and m / denom (from torch's mu_product)
+    "nadam": ("beta1", "beta2", "eps", "weight_decay", "decay_factor", "bias_correction2",
+              "grad_coef", "exp_avg_coef"),
+    "adamax": ("beta1", "beta2", "eps", "weight_decay", "clr"),
+    # RAdam's rect is 0 on the steps without the variance rectification (rho_t <= 5)
+    "radam": ("beta1", "beta2", "eps", "weight_decay", "lr", "bias_correction1",
+              "bias_correction2_sqrt", "rect"),
+    "rprop": ("etaminus", "etaplus", "step_size_min", "step_size_max"),
 }
 # state buffers, in slot order (the names of gdcore.optim's state and of the update
 # kernels' arguments)
@@ -42,6 +51,10 @@ OPTIMIZER_STATE = {
     "adadelta": ("square_avg", "acc_delta"),
     "rmsprop": ("square_avg", "momentum_buffer", "grad_avg"),
     "adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+    "nadam": ("exp_avg", "exp_avg_sq"),
+    "adamax": ("exp_avg", "exp_inf"),
+    "radam": ("exp_avg", "exp_avg_sq"),
+    "rprop": ("prev", "step_size"),
 }
 
 # ---- random streams -------------------------------------------------------------------

@@ -161,6 +161,14 @@ cdef void optimizer_range(const Optim* o, floating* p, const floating* g, Py_ssi
         adadelta_range(o, p, g, start, stop)
     elif o.kind == OPT_RMSPROP:
         rmsprop_range(o, p, g, start, stop)
+    elif o.kind == OPT_NADAM:
+        nadam_range(o, p, g, start, stop)
+    elif o.kind == OPT_ADAMAX:
+        adamax_range(o, p, g, start, stop)
+    elif o.kind == OPT_RADAM:
+        radam_range(o, p, g, start, stop)
+    elif o.kind == OPT_RPROP:
+        rprop_range(o, p, g, start, stop)
     else:
         adam_range(o, p, g, start, stop)
 
@@ -177,6 +185,9 @@ cdef bint state_required(const Optim* o, int i) noexcept nogil:
         return i < 2
     elif o.kind == OPT_RMSPROP:
         return i == 0 or (i == 1 and o.s[S_RMSPROP_MOMENTUM] > 0)
+    elif (o.kind == OPT_NADAM or o.kind == OPT_ADAMAX or o.kind == OPT_RADAM
+          or o.kind == OPT_RPROP):
+        return i < 2                      # both buffers, whatever the options
     return i < 2
 
 
@@ -840,3 +851,306 @@ def adamw_update(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, ste
     """AdamW step; see ``gdcore.reference.adamw_update`` for the equations."""
     return adam_entry(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, betas,
                       eps, weight_decay, amsgrad, True, n_threads)
+
+
+# ---- shared by NAdam, Adamax and RAdam ------------------------------------------
+
+cdef object checked_betas(object betas):
+    """(beta1, beta2), each in [0, 1), or the Python check raises."""
+    if type(betas) is tuple and len(<tuple>betas) == 2:
+        return (checked_real((<tuple>betas)[0], "betas[0]", 0, False, 1, True),
+                checked_real((<tuple>betas)[1], "betas[1]", 0, False, 1, True))
+    return _validation.check_betas(betas)
+
+
+cdef inline floating moments(floating* exp_avg, floating* exp_avg_sq, Py_ssize_t i,
+                             floating gi, floating w1, floating one_minus_w1,
+                             bint small_weight, floating beta2_,
+                             floating one_minus_beta2) noexcept nogil:
+    """Adam's moment updates of element i (m by lerp, v = beta2 v + (1 - beta2) g^2);
+    returns the new m."""
+    cdef floating m = lerp(exp_avg[i], gi, w1, one_minus_w1, small_weight)
+    cdef floating v = exp_avg_sq[i] * beta2_
+    exp_avg[i] = m
+    exp_avg_sq[i] = v + one_minus_beta2 * gi * gi
+    return m
+
+
+# ---- NAdam ----------------------------------------------------------------------
+
+cdef void nadam_range(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
+                      Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating* exp_avg = <floating*>o.state[0]
+    cdef floating* exp_avg_sq = <floating*>o.state[1]
+    cdef floating w1 = <floating>(1 - o.s[S_NADAM_BETA1])
+    cdef floating one_minus_w1 = <floating>1 - w1
+    cdef bint small_weight = (w1 if w1 >= 0 else -w1) < <floating>0.5
+    cdef floating beta2_ = <floating>o.s[S_NADAM_BETA2]
+    cdef floating one_minus_beta2 = <floating>(1 - o.s[S_NADAM_BETA2])
+    cdef floating eps_ = <floating>o.s[S_NADAM_EPS], wd = <floating>o.s[S_NADAM_WEIGHT_DECAY]
+    cdef floating decay = <floating>o.s[S_NADAM_DECAY_FACTOR]
+    cdef floating bc2 = <floating>o.s[S_NADAM_BIAS_CORRECTION2]
+    cdef floating grad_coef = <floating>o.s[S_NADAM_GRAD_COEF]
+    cdef floating exp_avg_coef = <floating>o.s[S_NADAM_EXP_AVG_COEF]
+    cdef bint coupled_decay = o.s[S_NADAM_WEIGHT_DECAY] != 0 and o.flags == 0
+    cdef bint decoupled_decay = o.s[S_NADAM_WEIGHT_DECAY] != 0 and o.flags != 0
+    cdef floating gi, pi, m, denom
+    for i in range(start, stop):
+        gi = g[i]
+        pi = p[i]
+        pi = pi * decay if decoupled_decay else pi
+        gi = gi + wd * pi if coupled_decay else gi
+        m = moments(exp_avg, exp_avg_sq, i, gi, w1, one_minus_w1, small_weight, beta2_,
+                    one_minus_beta2)
+        if floating is float:
+            denom = sqrtf(exp_avg_sq[i] / bc2) + eps_
+        else:
+            denom = sqrt(exp_avg_sq[i] / bc2) + eps_
+        pi = pi + grad_coef * (gi / denom)
+        p[i] = pi + exp_avg_coef * (m / denom)
+
+
+cdef double nadam_mu_product(double beta1, double momentum_decay,
+                             long long steps) noexcept nogil:
+    """mu_1 mu_2 ... mu_steps, multiplied in this order (torch's running product)."""
+    cdef double product = 1.0
+    cdef long long t
+    for t in range(1, steps + 1):
+        product = product * (beta1 * (1.0 - 0.5 * pow(0.96, <double>t * momentum_decay)))
+    return product
+
+
+def nadam_update(params, grads, exp_avg, exp_avg_sq, *, step, lr=2e-3, betas=(0.9, 0.999),
+                 eps=1e-8, weight_decay=0.0, momentum_decay=4e-3,
+                 decoupled_weight_decay=False, mu_product=None, n_threads=None):
+    """NAdam step; see ``gdcore.reference.nadam_update`` for the equations."""
+    cdef Optim o
+    cdef long long step_ = checked_step(step)
+    cdef double lr_ = checked_real(lr, "lr", 0, False, INFINITY, False)
+    cdef double beta1, beta2
+    beta1, beta2 = checked_betas(betas)
+    o.kind = OPT_NADAM
+    o.flags = 1 if decoupled_weight_decay else 0
+    o.s[S_NADAM_BETA1] = beta1
+    o.s[S_NADAM_BETA2] = beta2
+    o.s[S_NADAM_EPS] = checked_real(eps, "eps", 0, True, INFINITY, False)
+    cdef double wd = checked_real(weight_decay, "weight_decay", 0, False, INFINITY, False)
+    cdef double decay_rate = checked_real(momentum_decay, "momentum_decay", 0, False,
+                                          INFINITY, False)
+    cdef double product
+    if mu_product is None:
+        product = nadam_mu_product(beta1, decay_rate, step_ - 1)
+    else:
+        product = checked_real(mu_product, "mu_product", 0, False, 1, False)
+    cdef int nt = resolve_threads(n_threads)
+    params = checked_params(params)
+    grads = checked_grads(grads, params)
+    exp_avg = checked_state(exp_avg, "exp_avg", params, "by NAdam")
+    exp_avg_sq = checked_state(exp_avg_sq, "exp_avg_sq", params, "by NAdam")
+    # the scalars of torch.optim.NAdam, as Python computes them in the reference
+    cdef double t = <double>step_
+    cdef double mu = beta1 * (1.0 - 0.5 * pow(0.96, t * decay_rate))
+    cdef double mu_next = beta1 * (1.0 - 0.5 * pow(0.96, (t + 1) * decay_rate))
+    product = product * mu
+    o.s[S_NADAM_WEIGHT_DECAY] = wd
+    o.s[S_NADAM_DECAY_FACTOR] = 1 - lr_ * wd
+    o.s[S_NADAM_BIAS_CORRECTION2] = 1 - pow(beta2, t)
+    o.s[S_NADAM_GRAD_COEF] = -lr_ * (1.0 - mu) / (1.0 - product)
+    o.s[S_NADAM_EXP_AVG_COEF] = (-lr_ * mu_next) / (1.0 - product * mu_next)
+    return run_update(&o, params, grads, ("exp_avg", "exp_avg_sq"), (exp_avg, exp_avg_sq),
+                      nt)
+
+
+# ---- Adamax ---------------------------------------------------------------------
+
+cdef void adamax_range(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
+                       Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating* exp_avg = <floating*>o.state[0]
+    cdef floating* exp_inf = <floating*>o.state[1]
+    cdef floating w1 = <floating>(1 - o.s[S_ADAMAX_BETA1])
+    cdef floating one_minus_w1 = <floating>1 - w1
+    cdef bint small_weight = (w1 if w1 >= 0 else -w1) < <floating>0.5
+    cdef floating beta2_ = <floating>o.s[S_ADAMAX_BETA2], eps_ = <floating>o.s[S_ADAMAX_EPS]
+    cdef floating wd = <floating>o.s[S_ADAMAX_WEIGHT_DECAY]
+    cdef floating neg_clr = <floating>(-o.s[S_ADAMAX_CLR])
+    cdef bint decay = o.s[S_ADAMAX_WEIGHT_DECAY] != 0
+    cdef floating gi, m, u, a
+    for i in range(start, stop):
+        gi = g[i]
+        gi = gi + wd * p[i] if decay else gi
+        m = lerp(exp_avg[i], gi, w1, one_minus_w1, small_weight)
+        exp_avg[i] = m
+        u = exp_inf[i] * beta2_
+        a = (gi if gi >= 0 else -gi) + eps_
+        # numpy.maximum / torch.maximum: NaN wins (two selects, so that the loop
+        # vectorises: a short-circuit ``or`` would be a branch)
+        a = u if u >= a else a
+        u = u if u != u else a
+        exp_inf[i] = u
+        p[i] = p[i] + neg_clr * (m / u)
+
+
+def adamax_update(params, grads, exp_avg, exp_inf, *, step, lr=2e-3, betas=(0.9, 0.999),
+                  eps=1e-8, weight_decay=0.0, n_threads=None):
+    """Adamax step; see ``gdcore.reference.adamax_update`` for the equations."""
+    cdef Optim o
+    cdef long long step_ = checked_step(step)
+    cdef double lr_ = checked_real(lr, "lr", 0, False, INFINITY, False)
+    cdef double beta1, beta2
+    beta1, beta2 = checked_betas(betas)
+    o.kind = OPT_ADAMAX
+    o.flags = 0
+    o.s[S_ADAMAX_BETA1] = beta1
+    o.s[S_ADAMAX_BETA2] = beta2
+    o.s[S_ADAMAX_EPS] = checked_real(eps, "eps", 0, True, INFINITY, False)
+    o.s[S_ADAMAX_WEIGHT_DECAY] = checked_real(weight_decay, "weight_decay", 0, False,
+                                              INFINITY, False)
+    o.s[S_ADAMAX_CLR] = lr_ / (1 - pow(beta1, <double>step_))
+    cdef int nt = resolve_threads(n_threads)
+    params = checked_params(params)
+    grads = checked_grads(grads, params)
+    exp_avg = checked_state(exp_avg, "exp_avg", params, "by Adamax")
+    exp_inf = checked_state(exp_inf, "exp_inf", params, "by Adamax")
+    return run_update(&o, params, grads, ("exp_avg", "exp_inf"), (exp_avg, exp_inf), nt)
+
+
+# ---- RAdam ----------------------------------------------------------------------
+
+cdef inline void radam_loop(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
+                            Py_ssize_t stop, const bint rectified) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating* exp_avg = <floating*>o.state[0]
+    cdef floating* exp_avg_sq = <floating*>o.state[1]
+    cdef floating w1 = <floating>(1 - o.s[S_RADAM_BETA1])
+    cdef floating one_minus_w1 = <floating>1 - w1
+    cdef bint small_weight = (w1 if w1 >= 0 else -w1) < <floating>0.5
+    cdef floating beta2_ = <floating>o.s[S_RADAM_BETA2]
+    cdef floating one_minus_beta2 = <floating>(1 - o.s[S_RADAM_BETA2])
+    cdef floating eps_ = <floating>o.s[S_RADAM_EPS], wd = <floating>o.s[S_RADAM_WEIGHT_DECAY]
+    # torch's decoupled factor, 1 - lr * weight_decay in double as Python computes it
+    cdef floating decay = <floating>(1 - o.s[S_RADAM_LR] * o.s[S_RADAM_WEIGHT_DECAY])
+    cdef floating lr_ = <floating>o.s[S_RADAM_LR], bc1 = <floating>o.s[S_RADAM_BIAS_CORRECTION1]
+    cdef floating bc2_sqrt = <floating>o.s[S_RADAM_BIAS_CORRECTION2_SQRT]
+    cdef floating rect = <floating>o.s[S_RADAM_RECT]
+    cdef bint coupled_decay = o.s[S_RADAM_WEIGHT_DECAY] != 0 and o.flags == 0
+    cdef bint decoupled_decay = o.s[S_RADAM_WEIGHT_DECAY] != 0 and o.flags != 0
+    cdef floating gi, pi, m, u, root
+    for i in range(start, stop):
+        gi = g[i]
+        pi = p[i]
+        pi = pi * decay if decoupled_decay else pi
+        gi = gi + wd * pi if coupled_decay else gi
+        m = moments(exp_avg, exp_avg_sq, i, gi, w1, one_minus_w1, small_weight, beta2_,
+                    one_minus_beta2)
+        u = m / bc1 * lr_
+        if rectified:
+            # the adaptive rate is torch's  bias_correction2 ** 0.5 / (sqrt(v) + eps),
+            # which Tensor.__rtruediv__ evaluates as reciprocal(sqrt(v) + eps) * scalar
+            if floating is float:
+                root = sqrtf(exp_avg_sq[i]) + eps_
+            else:
+                root = sqrt(exp_avg_sq[i]) + eps_
+            u = u * (<floating>1 / root * bc2_sqrt) * rect
+        p[i] = pi - u
+
+
+cdef void radam_range(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
+                      Py_ssize_t stop) noexcept nogil:
+    # one loop per step kind (rectified or not), so that each vectorises
+    if o.s[S_RADAM_RECT] > 0:
+        radam_loop(o, p, g, start, stop, True)
+    else:
+        radam_loop(o, p, g, start, stop, False)
+
+
+def radam_update(params, grads, exp_avg, exp_avg_sq, *, step, lr=1e-3, betas=(0.9, 0.999),
+                 eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False, n_threads=None):
+    """RAdam step; see ``gdcore.reference.radam_update`` for the equations."""
+    cdef Optim o
+    cdef long long step_ = checked_step(step)
+    cdef double lr_ = checked_real(lr, "lr", 0, False, INFINITY, False)
+    cdef double beta1, beta2
+    beta1, beta2 = checked_betas(betas)
+    o.kind = OPT_RADAM
+    o.flags = 1 if decoupled_weight_decay else 0
+    o.s[S_RADAM_BETA1] = beta1
+    o.s[S_RADAM_BETA2] = beta2
+    o.s[S_RADAM_EPS] = checked_real(eps, "eps", 0, True, INFINITY, False)
+    o.s[S_RADAM_WEIGHT_DECAY] = checked_real(weight_decay, "weight_decay", 0, False,
+                                             INFINITY, False)
+    o.s[S_RADAM_LR] = lr_
+    cdef int nt = resolve_threads(n_threads)
+    params = checked_params(params)
+    grads = checked_grads(grads, params)
+    exp_avg = checked_state(exp_avg, "exp_avg", params, "by RAdam")
+    exp_avg_sq = checked_state(exp_avg_sq, "exp_avg_sq", params, "by RAdam")
+    # the scalars of torch.optim.RAdam, as Python computes them in the reference
+    cdef double t = <double>step_
+    cdef double bias_correction2 = 1 - pow(beta2, t)
+    cdef double rho_inf = 2 / (1 - beta2) - 1
+    cdef double rho_t = rho_inf - 2 * t * pow(beta2, t) / bias_correction2
+    o.s[S_RADAM_BIAS_CORRECTION1] = 1 - pow(beta1, t)
+    o.s[S_RADAM_BIAS_CORRECTION2_SQRT] = pow(bias_correction2, 0.5)
+    if rho_t > 5.0:
+        o.s[S_RADAM_RECT] = pow((rho_t - 4) * (rho_t - 2) * rho_inf
+                                / ((rho_inf - 4) * (rho_inf - 2) * rho_t), 0.5)
+    else:
+        o.s[S_RADAM_RECT] = 0.0
+    return run_update(&o, params, grads, ("exp_avg", "exp_avg_sq"), (exp_avg, exp_avg_sq),
+                      nt)
+
+
+# ---- Rprop ----------------------------------------------------------------------
+
+cdef void rprop_range(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
+                      Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating* prev = <floating*>o.state[0]
+    cdef floating* step_size = <floating*>o.state[1]
+    cdef floating etaminus = <floating>o.s[S_RPROP_ETAMINUS]
+    cdef floating etaplus = <floating>o.s[S_RPROP_ETAPLUS]
+    cdef floating lo = <floating>o.s[S_RPROP_STEP_SIZE_MIN]
+    cdef floating hi = <floating>o.s[S_RPROP_STEP_SIZE_MAX]
+    cdef floating one = 1, zero = 0
+    cdef floating gi, prod, factor, size, sign
+    for i in range(start, stop):
+        gi = g[i]
+        # torch's sign of grad * prev (0 for NaN) mapped to etaplus / etaminus / 1
+        prod = gi * prev[i]
+        factor = etaplus if prod > 0 else (etaminus if prod < 0 else one)
+        size = step_size[i] * factor
+        size = lo if size < lo else size
+        size = hi if size > hi else size
+        step_size[i] = size
+        gi = zero if factor == etaminus else gi
+        sign = one if gi > 0 else (-one if gi < 0 else zero)
+        p[i] = p[i] + (-sign) * size
+        prev[i] = gi
+
+
+def rprop_update(params, grads, prev, step_size, *, etas=(0.5, 1.2), step_sizes=(1e-6, 50),
+                 n_threads=None):
+    """Rprop step; see ``gdcore.reference.rprop_update`` for the equations."""
+    cdef Optim o
+    o.kind = OPT_RPROP
+    o.flags = 0
+    if not (type(etas) is tuple and len(<tuple>etas) == 2):
+        etas = _validation.check_pair(etas, "etas", "(etaminus, etaplus)")
+    if not (type(step_sizes) is tuple and len(<tuple>step_sizes) == 2):
+        step_sizes = _validation.check_pair(step_sizes, "step_sizes",
+                                            "(min_step_size, max_step_size)")
+    o.s[S_RPROP_ETAMINUS] = checked_real(etas[0], "etas[0]", 0, True, 1, True)
+    o.s[S_RPROP_ETAPLUS] = checked_real(etas[1], "etas[1]", 1, True, INFINITY, False)
+    o.s[S_RPROP_STEP_SIZE_MIN] = checked_real(step_sizes[0], "step_sizes[0]", 0, False,
+                                              INFINITY, False)
+    o.s[S_RPROP_STEP_SIZE_MAX] = checked_real(step_sizes[1], "step_sizes[1]",
+                                              o.s[S_RPROP_STEP_SIZE_MIN], False, INFINITY,
+                                              False)
+    cdef int nt = resolve_threads(n_threads)
+    params = checked_params(params)
+    grads = checked_grads(grads, params)
+    prev = checked_state(prev, "prev", params, "by Rprop")
+    step_size = checked_state(step_size, "step_size", params, "by Rprop")
+    return run_update(&o, params, grads, ("prev", "step_size"), (prev, step_size), nt)

@@ -165,6 +165,15 @@ def check_betas(betas):
             check_float(beta2, "betas[1]", 0.0, 1.0, high_open=True))
 
 
+def check_pair(value, name, meaning):
+    """The two items of a pair argument (Rprop's etas and step_sizes), as a tuple."""
+    try:
+        first, second = value
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair {meaning}, got {value!r}") from None
+    return first, second
+
+
 def param_vector(a, name):
     """A 1-D float buffer updated in place: it can be neither copied nor converted."""
     if not isinstance(a, np.ndarray):

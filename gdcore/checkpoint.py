@@ -36,7 +36,9 @@ __all__ = ["save", "restore"]
 FORMAT = "gdcore-checkpoint"
 VERSION = 1
 _OPTIMIZERS = {cls.__name__: cls for cls in (_optim.SGD, _optim.Adagrad, _optim.Adadelta,
-                                              _optim.RMSprop, _optim.Adam, _optim.AdamW)}
+                                              _optim.RMSprop, _optim.Adam, _optim.AdamW,
+                                              _optim.NAdam, _optim.Adamax, _optim.RAdam,
+                                              _optim.Rprop)}
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 

@@ -58,7 +58,8 @@ __all__ = [
     "activation", "activation_backward", "dense_forward", "dense_backward",
     "loss", "loss_delta", "optimizer_state",
     "sgd_update", "adagrad_update", "adadelta_update", "rmsprop_update",
-    "adam_update", "adamw_update", "ISA", "THRESHOLDS",
+    "adam_update", "adamw_update", "nadam_update", "adamax_update", "radam_update",
+    "rprop_update", "ISA", "THRESHOLDS",
     "clip_grad_norm", "clip_grad_value",
 ]
 
@@ -70,6 +71,10 @@ adam_update = _native.adam_update
 adamw_update = _native.adamw_update
 clip_grad_norm = _native.clip_grad_norm
 clip_grad_value = _native.clip_grad_value
+nadam_update = _native.nadam_update
+adamax_update = _native.adamax_update
+radam_update = _native.radam_update
+rprop_update = _native.rprop_update
 
 _ACT = {name: code for code, name in enumerate(_constants.ACTIVATIONS)}
 _LOSS = {name: code for code, name in enumerate(_constants.LOSSES)}

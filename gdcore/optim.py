@@ -26,9 +26,11 @@ import numpy as np
 from . import _backends, _constants
 from . import _validation as v
 from . import reference as _reference
-from .reference.optimizers import adam_step_scalars
+from .reference.optimizers import (adam_step_scalars, nadam_mu_product, nadam_step_scalars,
+                                   radam_step_scalars, rprop_options)
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "NAdam",
+           "Adamax", "RAdam", "Rprop"]
 
 
 class Optimizer:
@@ -809,3 +811,190 @@ class AdamW(Adam):
                  amsgrad=False, backend="native"):
         Optimizer.__init__(self, backend, lr=lr, betas=betas, eps=eps,
                            weight_decay=weight_decay, amsgrad=amsgrad)
+
+
+class NAdam(Optimizer):
+    """NAdam: Adam with Nesterov momentum and torch's momentum schedule.
+
+        decoupled_weight_decay:  p = p * (1 - lr * weight_decay)
+        else:                    g = grad + weight_decay * p
+        mu_t = beta1 (1 - 0.5 * 0.96^(t * momentum_decay));  P_t = mu_1 ... mu_t
+        m = m + (1 - beta1) (g - m);  v = beta2 v + (1 - beta2) g^2
+        denom = sqrt(v / (1 - beta2^t)) + eps
+        p = p - lr (1 - mu_t) / (1 - P_t) * g / denom
+        p = p - lr mu_{t+1} / (1 - P_t mu_{t+1}) * m / denom
+
+    Defaults of torch.optim.NAdam: lr=2e-3, betas=(0.9, 0.999), eps=1e-8,
+    weight_decay=0, momentum_decay=4e-3, decoupled_weight_decay=False.
+
+    torch keeps the product P_t as per-parameter state, updated by one multiplication
+    per step.  Here it is a function of the step count: the same running product, in
+    float64, computed in Python (cached, one multiplication per step), so the step
+    count in ``state_dict``, snapshots, pickles and checkpoints carries it.  PyTorch
+    keeps it in its default dtype: with ``torch.get_default_dtype()`` float64 the two
+    products agree bitwise; with torch's float32 default, P_t is rounded to float32 at
+    every step, and the two coefficients above differ from these float64 ones by a
+    relative 1.3e-8 at most over the first 1000 steps (default betas and
+    momentum_decay), below float32's resolution: PyTorch's float32 scalar arithmetic,
+    not a difference in the update rule.
+    """
+
+    kernel = "nadam_update"
+    _native = "nadam"
+    _defaults = {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+                 "momentum_decay": 4e-3, "decoupled_weight_decay": False}
+
+    def __init__(self, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 momentum_decay=4e-3, decoupled_weight_decay=False, backend="native"):
+        super().__init__(backend, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         momentum_decay=momentum_decay,
+                         decoupled_weight_decay=decoupled_weight_decay)
+
+    def _check(self, h):
+        _check_common(h, [("lr", 0.0, False), ("eps", 0.0, True), ("weight_decay", 0.0, False),
+                          ("momentum_decay", 0.0, False)])
+        h["betas"] = v.check_betas(h["betas"])
+        h["decoupled_weight_decay"] = bool(h["decoupled_weight_decay"])
+        return h
+
+    def mu_product(self, steps=None):
+        """torch's ``mu_product`` after ``steps`` steps (default: ``step_count``)."""
+        steps = self._step_count if steps is None else steps
+        beta1, momentum_decay = self._hyper["betas"][0], self._hyper["momentum_decay"]
+        cache = self.__dict__.get("_mu_cache")
+        if cache is not None and cache[:2] == (beta1, momentum_decay) and cache[2] <= steps:
+            product = nadam_mu_product(beta1, momentum_decay, steps, cache[2], cache[3])
+        else:
+            product = nadam_mu_product(beta1, momentum_decay, steps)
+        self._mu_cache = (beta1, momentum_decay, steps, product)
+        return product
+
+    def _kernel_kwargs(self, step):
+        kwargs = super()._kernel_kwargs(step)
+        kwargs["mu_product"] = self.mu_product(step - 1)
+        return kwargs
+
+    def _native_flags(self):
+        return int(self._hyper["decoupled_weight_decay"])
+
+    def _native_scalars(self, step):
+        h = self._hyper
+        beta1, beta2 = h["betas"]
+        bias_correction2, grad_coef, exp_avg_coef, _ = nadam_step_scalars(
+            h["lr"], beta1, beta2, h["momentum_decay"], step, self.mu_product(step - 1))
+        return self._padded((beta1, beta2, h["eps"], h["weight_decay"],
+                             1 - h["lr"] * h["weight_decay"], bias_correction2, grad_coef,
+                             exp_avg_coef))
+
+
+class Adamax(Optimizer):
+    """Adamax: Adam with the infinity norm.
+
+        g = grad + weight_decay * p
+        m = m + (1 - beta1) (g - m)
+        u = max(beta2 * u, abs(g) + eps)
+        p = p - lr / (1 - beta1^t) * m / u
+
+    Defaults of torch.optim.Adamax: lr=2e-3, betas=(0.9, 0.999), eps=1e-8,
+    weight_decay=0.
+    """
+
+    kernel = "adamax_update"
+    _native = "adamax"
+    _defaults = {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+
+    def __init__(self, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 backend="native"):
+        super().__init__(backend, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+    def _check(self, h):
+        _check_common(h, [("lr", 0.0, False), ("eps", 0.0, True), ("weight_decay", 0.0, False)])
+        h["betas"] = v.check_betas(h["betas"])
+        return h
+
+    def _native_scalars(self, step):
+        h = self._hyper
+        beta1, beta2 = h["betas"]
+        clr = h["lr"] / (1 - beta1 ** step)
+        return self._padded((beta1, beta2, h["eps"], h["weight_decay"], clr))
+
+
+class RAdam(Optimizer):
+    """RAdam: Adam with the variance rectification.
+
+        decoupled_weight_decay:  p = p * (1 - lr * weight_decay)
+        else:                    g = grad + weight_decay * p
+        m = m + (1 - beta1) (g - m);  v = beta2 v + (1 - beta2) g^2
+        rho_inf = 2 / (1 - beta2) - 1;  rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t)
+        rho_t > 5:  r = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
+                    p = p - m / (1 - beta1^t) * lr * sqrt(1 - beta2^t) / (sqrt(v) + eps) * r
+        else:       p = p - m / (1 - beta1^t) * lr
+
+    Defaults of torch.optim.RAdam: lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+    weight_decay=0, decoupled_weight_decay=False.  rho_t and r depend on the step
+    count alone and are computed in Python in float64, as PyTorch computes them from
+    its step (a float of its default dtype, exact for the step counts used).  With the
+    default betas the first 5 steps are unrectified.
+    """
+
+    kernel = "radam_update"
+    _native = "radam"
+    _defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+                 "decoupled_weight_decay": False}
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 decoupled_weight_decay=False, backend="native"):
+        super().__init__(backend, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay)
+
+    def _check(self, h):
+        _check_common(h, [("lr", 0.0, False), ("eps", 0.0, True), ("weight_decay", 0.0, False)])
+        h["betas"] = v.check_betas(h["betas"])
+        h["decoupled_weight_decay"] = bool(h["decoupled_weight_decay"])
+        return h
+
+    def _native_flags(self):
+        return int(self._hyper["decoupled_weight_decay"])
+
+    def _native_scalars(self, step):
+        h = self._hyper
+        beta1, beta2 = h["betas"]
+        bias_correction1, bias_correction2_sqrt, rect = radam_step_scalars(beta1, beta2, step)
+        return self._padded((beta1, beta2, h["eps"], h["weight_decay"], h["lr"],
+                             bias_correction1, bias_correction2_sqrt, rect))
+
+
+class Rprop(Optimizer):
+    """Rprop: resilient backpropagation, which uses only the sign of the gradient.
+
+        f = etaplus if g * prev > 0, etaminus if < 0, else 1
+        step_size = clip(step_size * f, step_sizes[0], step_sizes[1])
+        g = 0 where f == etaminus           (no move after a sign change)
+        p = p - sign(g) * step_size;  prev = g
+
+    Defaults of torch.optim.Rprop: lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50).
+    As in PyTorch, ``lr`` is only the initial step size of every element (read at the
+    first step): changing it later, by hand or by a schedule, has no effect.  Requires
+    0 < etas[0] < 1 < etas[1] and 0 <= step_sizes[0] <= step_sizes[1] (PyTorch checks
+    only the etas).
+    """
+
+    kernel = "rprop_update"
+    _native = "rprop"
+    _defaults = {"lr": 1e-2, "etas": (0.5, 1.2), "step_sizes": (1e-6, 50)}
+    _state_options = ("lr",)
+    _state_only = ("lr",)
+    _uses_step = False
+
+    def __init__(self, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), backend="native"):
+        super().__init__(backend, lr=lr, etas=etas, step_sizes=step_sizes)
+
+    def _check(self, h):
+        _check_common(h, [("lr", 0.0, False)])
+        etaminus, etaplus, size_min, size_max = rprop_options(h["etas"], h["step_sizes"])
+        h["etas"], h["step_sizes"] = (etaminus, etaplus), (size_min, size_max)
+        return h
+
+    def _native_scalars(self, step):
+        h = self._hyper
+        return self._padded(h["etas"] + h["step_sizes"])

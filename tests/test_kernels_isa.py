@@ -272,6 +272,12 @@ OPT_CASES = [
     ("adam", dict(amsgrad=True, betas=(0.3, 0.5))),
     ("adamw", dict()),
     ("adamw", dict(amsgrad=True, weight_decay=0.1)),
+    ("nadam", dict(weight_decay=0.1)),
+    ("nadam", dict(weight_decay=0.1, decoupled_weight_decay=True, betas=(0.3, 0.5))),
+    ("adamax", dict(weight_decay=0.1)),
+    ("radam", dict(weight_decay=0.1, betas=(0.8, 0.9))),
+    ("radam", dict(weight_decay=0.1, decoupled_weight_decay=True)),
+    ("rprop", dict(step_sizes=(1e-3, 0.1))),
 ]
 STATE_OPTIONS = ("momentum", "centered", "amsgrad", "initial_accumulator_value")
 
@@ -289,12 +295,12 @@ def test_optimizer_updates_are_bitwise_identical_across_builds(isa, name, option
         params[::50] = 0.0
         state = K.optimizer_state(name, params, **state_kw)
         update = getattr(module, f"{name}_update")
-        for step in range(1, 6):
+        for step in range(1, 9 if name == "radam" else 6):     # RAdam rectifies from 6
             with np.errstate(over="ignore"):
                 g = (rng.normal(size=n) * 10.0 ** rng.integers(-20, 20, n)).astype(dtype)
             g[::7] = 0.0
-            kw = dict(update_kw, step=step) if name in ("sgd", "adagrad", "adam", "adamw") \
-                else dict(update_kw)
+            kw = dict(update_kw) if name in ("adadelta", "rmsprop", "rprop") \
+                else dict(update_kw, step=step)
             with np.errstate(all="ignore"):
                 assert update(params, g, **state, **kw, n_threads=1) is params
         runs.append((params, state))

@@ -173,7 +173,8 @@ def assert_matches(got, want, tol, err_msg=""):
 
 PUBLIC = ["activation", "activation_backward", "dense_forward", "dense_backward", "loss",
           "loss_delta", "optimizer_state", "sgd_update", "adagrad_update",
-          "adadelta_update", "rmsprop_update", "adam_update", "adamw_update"]
+          "adadelta_update", "rmsprop_update", "adam_update", "adamw_update", "nadam_update",
+          "adamax_update", "radam_update", "rprop_update"]
 
 
 @pytest.mark.parametrize("name", PUBLIC)
@@ -589,7 +590,7 @@ def test_saturated_probabilities_give_the_reference_loss(name, dtype, n_threads)
 # --- optimizers ------------------------------------------------------------------------
 
 STATE_OPTIONS = ("momentum", "centered", "amsgrad", "initial_accumulator_value")
-STEPPED = ("sgd", "adagrad", "adam", "adamw")
+STEPPED = ("sgd", "adagrad", "adam", "adamw", "nadam", "adamax", "radam")
 OPT_CASES = [
     ("sgd", dict(lr=0.1)),
     ("sgd", dict(lr=0.05, momentum=0.9)),
@@ -623,14 +624,30 @@ OPT_CASES = [
     ("adamw", dict(lr=0.01, weight_decay=0.3)),
     ("adamw", dict(lr=0.01, weight_decay=0.0, amsgrad=True)),
     ("adamw", dict(lr=0.01, betas=(0.2, 0.6), weight_decay=0.05, amsgrad=True)),
+    ("nadam", dict()),
+    ("nadam", dict(lr=0.01, weight_decay=0.1, momentum_decay=0.02)),
+    ("nadam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("nadam", dict(lr=0.01, betas=(0.3, 0.5), eps=1e-6)),          # lerp weight 0.7
+    ("adamax", dict()),
+    ("adamax", dict(lr=0.01, weight_decay=0.1, eps=1e-6)),
+    ("adamax", dict(lr=0.01, betas=(0.3, 0.5))),
+    ("radam", dict()),
+    ("radam", dict(lr=0.01, betas=(0.8, 0.9), weight_decay=0.1)),  # rectified from step 6
+    ("radam", dict(lr=0.01, betas=(0.3, 0.9), weight_decay=0.1, decoupled_weight_decay=True)),
+    ("rprop", dict()),
+    ("rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.1))),   # clipped sizes
 ]
 # gradient scale per step: shrinking and growing, so amsgrad's maximum matters
-GRAD_SCALES = (1.0, 0.1, 3.0, 0.01, 0.5, 2.0)
+GRAD_SCALES = (1.0, 0.1, 3.0, 0.01, 0.5, 2.0, 0.3, 1.5)
+# steps per comparison: RAdam's variance rectification starts at step 6
+N_STEPS = {"radam": 8}
 
 
 def split_options(name, options):
     state_kw = {k: v for k, v in options.items() if k in STATE_OPTIONS}
     update_kw = {k: v for k, v in options.items() if k != "initial_accumulator_value"}
+    if name == "rprop":             # Rprop's lr is only the initial step size
+        state_kw["lr"] = update_kw.pop("lr", 1e-2)
     return state_kw, update_kw
 
 
@@ -691,7 +708,7 @@ def _optimizer_step_cases():
 
 @pytest.mark.parametrize("name, options, n, n_threads", list(_optimizer_step_cases()))
 def test_optimizer_steps_are_bitwise_the_reference(name, options, n, dtype, n_threads):
-    p, state = run_both(name, options, n, dtype, n_threads)
+    p, state = run_both(name, options, n, dtype, n_threads, n_steps=N_STEPS.get(name, 5))
     if n > 1:
         assert np.isfinite(p).all()
 
@@ -711,6 +728,11 @@ def test_optimizer_with_non_contiguous_grads(name, options, n, dtype):
     ("rmsprop", dict(centered=True, momentum=0.5, weight_decay=0.1)),
     ("adam", dict(amsgrad=True, weight_decay=0.1)),
     ("adamw", dict(amsgrad=True)),
+    ("nadam", dict(weight_decay=0.1)),
+    ("nadam", dict(weight_decay=0.1, decoupled_weight_decay=True)),
+    ("adamax", dict(weight_decay=0.1)),
+    ("radam", dict(betas=(0.5, 0.9), weight_decay=0.1)),
+    ("rprop", dict()),
 ], ids=lambda x: x if isinstance(x, str) else "")
 def test_optimizer_with_non_finite_and_huge_gradients_is_bitwise_the_reference(
         name, options, dtype):
@@ -723,7 +745,7 @@ def test_optimizer_with_non_finite_and_huge_gradients_is_bitwise_the_reference(
     p_nat = p_ref.copy()
     s_ref = R.optimizer_state(name, p_ref, **state_kw)
     s_nat = K.optimizer_state(name, p_nat, **state_kw)
-    for step in range(1, 5):
+    for step in range(1, 9 if name == "radam" else 5):
         g = np.roll(v, 7 * step)
         kw = dict(update_kw, step=step) if name in STEPPED else dict(update_kw)
         with np.errstate(all="ignore"):
@@ -754,12 +776,13 @@ def test_optimizer_state_allocates_exactly_the_update_buffers(dtype):
         wanted = {k for k in buffers
                   if k not in OPTIONAL_STATE or state_kw.get(OPTIONAL_STATE[k])}
         assert set(state) == wanted, (name, options)
-        fill = state_kw.get("initial_accumulator_value", 0.0)
+        fills = {"state_sum": state_kw.get("initial_accumulator_value", 0.0),
+                 "step_size": state_kw.get("lr")}
         for key, buf in state.items():
             assert buf.dtype == dtype and buf.shape == params.shape
             assert not np.shares_memory(buf, params)
-            np.testing.assert_array_equal(buf, np.full(7, fill if key == "state_sum" else 0,
-                                                       dtype), err_msg=f"{name} {key}")
+            np.testing.assert_array_equal(buf, np.full(7, fills.get(key, 0), dtype),
+                                          err_msg=f"{name} {key}")
 
 
 def test_sgd_steps_after_the_first_use_the_momentum_rule(dtype):

@@ -24,6 +24,10 @@ OPTIMIZERS = [
     (optim.RMSprop, dict(lr=1e-3, momentum=0.5, centered=True)),
     (optim.Adam, dict(lr=1e-2, amsgrad=True)),
     (optim.AdamW, dict(lr=1e-2)),
+    (optim.NAdam, dict(lr=1e-2, weight_decay=1e-3)),
+    (optim.Adamax, dict(lr=1e-2)),
+    (optim.RAdam, dict(lr=1e-2, weight_decay=1e-3, decoupled_weight_decay=True)),
+    (optim.Rprop, dict(lr=1e-2)),
 ]
 
 

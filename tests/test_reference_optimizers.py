@@ -24,10 +24,21 @@ TORCH_DEFAULTS = {
                     centered=False),
     "adam": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False),
     "adamw": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False),
+    "nadam": dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                  momentum_decay=4e-3, decoupled_weight_decay=False),
+    "adamax": dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
+    "radam": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                  decoupled_weight_decay=False),
+    "rprop": dict(lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50)),
 }
 # Options that shape the state (arguments of optimizer_state) rather than the step.
 STATE_OPTIONS = ("momentum", "centered", "amsgrad", "initial_accumulator_value")
-STEPPED = ("sgd", "adagrad", "adam", "adamw")  # updates that take the step number
+STEPPED = ("sgd", "adagrad", "adam", "adamw", "nadam", "adamax", "radam")  # take the step
+
+
+def state_only(name):
+    """Options that only fill the initial state (Rprop's lr is its initial step size)."""
+    return ("initial_accumulator_value",) + (("lr",) if name == "rprop" else ())
 
 
 # --- the hand computation -----------------------------------------------------------
@@ -47,8 +58,12 @@ def hand_state(name, n, hp):
         if hp["centered"]:
             state["grad_avg"] = zeros()
         return state
+    if name == "adamax":
+        return {"exp_avg": zeros(), "exp_inf": zeros()}
+    if name == "rprop":
+        return {"prev": zeros(), "step_size": [float(hp["lr"])] * n}
     state = {"exp_avg": zeros(), "exp_avg_sq": zeros()}
-    if hp["amsgrad"]:
+    if hp.get("amsgrad"):
         state["max_exp_avg_sq"] = zeros()
     return state
 
@@ -134,8 +149,76 @@ def hand_adamw(p, grad, s, t, hp):
     _hand_adam(p, grad, s, t, hp, decoupled=True)
 
 
+def _hand_decay(p, g, i, hp):
+    """The Adam family's weight decay of element i: the gradient to use."""
+    if hp.get("decoupled_weight_decay"):
+        p[i] = p[i] * (1 - hp["lr"] * hp["weight_decay"])
+        return g
+    return g + hp["weight_decay"] * p[i]
+
+
+def hand_nadam(p, grad, s, t, hp):
+    lr, (beta1, beta2), eps, psi = hp["lr"], hp["betas"], hp["eps"], hp["momentum_decay"]
+    mu = [beta1 * (1 - 0.5 * 0.96 ** (k * psi)) for k in range(1, t + 2)]
+    product = math.prod(mu[:t])                     # mu_1 ... mu_t
+    m, v = s["exp_avg"], s["exp_avg_sq"]
+    for i in range(len(p)):
+        g = _hand_decay(p, grad[i], i, hp)
+        m[i] = beta1 * m[i] + (1 - beta1) * g
+        v[i] = beta2 * v[i] + (1 - beta2) * g * g
+        denom = math.sqrt(v[i] / (1 - beta2 ** t)) + eps
+        p[i] = (p[i] - lr * (1 - mu[t - 1]) / (1 - product) * g / denom
+                - lr * mu[t] / (1 - product * mu[t]) * m[i] / denom)
+
+
+def hand_adamax(p, grad, s, t, hp):
+    lr, (beta1, beta2), eps, wd = hp["lr"], hp["betas"], hp["eps"], hp["weight_decay"]
+    m, u = s["exp_avg"], s["exp_inf"]
+    for i in range(len(p)):
+        g = grad[i] + wd * p[i]
+        m[i] = beta1 * m[i] + (1 - beta1) * g
+        u[i] = max(beta2 * u[i], abs(g) + eps)
+        p[i] = p[i] - lr / (1 - beta1 ** t) * m[i] / u[i]
+
+
+def hand_radam(p, grad, s, t, hp):
+    lr, (beta1, beta2), eps = hp["lr"], hp["betas"], hp["eps"]
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * t * beta2 ** t / (1 - beta2 ** t)
+    m, v = s["exp_avg"], s["exp_avg_sq"]
+    for i in range(len(p)):
+        g = _hand_decay(p, grad[i], i, hp)
+        m[i] = beta1 * m[i] + (1 - beta1) * g
+        v[i] = beta2 * v[i] + (1 - beta2) * g * g
+        m_hat = m[i] / (1 - beta1 ** t)
+        if rho_t > 5:
+            r = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf
+                          / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+            adaptive = math.sqrt(1 - beta2 ** t) / (math.sqrt(v[i]) + eps)
+            p[i] = p[i] - lr * m_hat * adaptive * r
+        else:
+            p[i] = p[i] - lr * m_hat
+
+
+def hand_rprop(p, grad, s, t, hp):
+    (etaminus, etaplus), (low, high) = hp["etas"], hp["step_sizes"]
+    prev, size = s["prev"], s["step_size"]
+    for i in range(len(p)):
+        g = grad[i]
+        if g * prev[i] > 0:
+            size[i] = min(size[i] * etaplus, high)
+        elif g * prev[i] < 0:
+            size[i] = max(size[i] * etaminus, low)
+            g = 0.0                       # a sign change: no move, forget the gradient
+        else:
+            size[i] = min(max(size[i], low), high)
+        p[i] = p[i] - math.copysign(size[i], g) if g != 0 else p[i]
+        prev[i] = g
+
+
 HAND = {"sgd": hand_sgd, "adagrad": hand_adagrad, "adadelta": hand_adadelta,
-        "rmsprop": hand_rmsprop, "adam": hand_adam, "adamw": hand_adamw}
+        "rmsprop": hand_rmsprop, "adam": hand_adam, "adamw": hand_adamw,
+        "nadam": hand_nadam, "adamax": hand_adamax, "radam": hand_radam, "rprop": hand_rprop}
 
 
 # --- the problem ----------------------------------------------------------------------
@@ -190,6 +273,20 @@ CASES = {
         dict(betas=(0.8, 0.9), amsgrad=True), dict(eps=0.1),
         dict(lr=0.05, betas=(0.5, 0.7), eps=1e-3, weight_decay=0.3, amsgrad=True),
     ],
+    "nadam": [
+        {}, dict(lr=0.1, momentum_decay=0.3), dict(betas=(0.3, 0.6)), dict(eps=0.1),
+        dict(lr=0.1, weight_decay=0.2), dict(lr=0.1, weight_decay=0.2, decoupled_weight_decay=True),
+    ],
+    "adamax": [
+        {}, dict(lr=0.1, betas=(0.3, 0.6)), dict(eps=0.5), dict(lr=0.1, weight_decay=0.2),
+    ],
+    "radam": [
+        {}, dict(lr=0.1, betas=(0.3, 0.6)), dict(lr=0.1, weight_decay=0.2),
+        dict(lr=0.1, weight_decay=0.2, decoupled_weight_decay=True),
+    ],
+    "rprop": [
+        {}, dict(lr=0.1, etas=(0.3, 1.5)), dict(lr=0.1, step_sizes=(0.08, 0.12)),
+    ],
 }
 CASE_PARAMS = [pytest.param(name, opts, id=f"{name}-" + ("-".join(
     f"{k}={v}" for k, v in opts.items()) or "defaults"))
@@ -197,7 +294,7 @@ CASE_PARAMS = [pytest.param(name, opts, id=f"{name}-" + ("-".join(
 
 
 def reference_step(name, params, grads, state, step, options):
-    kwargs = {k: v for k, v in options.items() if k != "initial_accumulator_value"}
+    kwargs = {k: v for k, v in options.items() if k not in state_only(name)}
     if name in STEPPED:
         kwargs["step"] = step
     return getattr(ref, f"{name}_update")(params, grads, **state, **kwargs)
@@ -223,7 +320,8 @@ def test_three_steps_match_hand_computation(name, options, dtype, rtol):
     # The hand computation starts from the values the reference actually holds.
     expected = run_hand(name, params, G, options)
 
-    state_options = {k: v for k, v in options.items() if k in STATE_OPTIONS}
+    state_options = {k: v for k, v in options.items()
+                     if k in STATE_OPTIONS or k in state_only(name)}
     state = ref.optimizer_state(name, params, **state_options)
     initial = hand_state(name, N_PARAMS, {**TORCH_DEFAULTS[name], **options})
     assert sorted(state) == sorted(initial)
@@ -342,6 +440,12 @@ def test_adam_with_amsgrad_differs_from_adam_on_shrinking_gradients():
     ("adam", dict(amsgrad=True), ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
     ("adamw", {}, ["exp_avg", "exp_avg_sq"]),
     ("adamw", dict(amsgrad=True), ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]),
+    ("nadam", {}, ["exp_avg", "exp_avg_sq"]),
+    ("nadam", dict(amsgrad=True), ["exp_avg", "exp_avg_sq"]),      # no amsgrad in NAdam
+    ("adamax", {}, ["exp_avg", "exp_inf"]),
+    ("radam", {}, ["exp_avg", "exp_avg_sq"]),
+    ("rprop", {}, ["prev", "step_size"]),
+    ("rprop", dict(lr=0.25), ["prev", "step_size"]),
 ])
 @pytest.mark.parametrize("size", [0, 1, 5])
 def test_optimizer_state_buffers(name, options, keys, size, dtype):
@@ -349,13 +453,14 @@ def test_optimizer_state_buffers(name, options, keys, size, dtype):
     before = params.copy()
     state = ref.optimizer_state(name, params, **options)
     assert sorted(state) == sorted(keys)
-    fill = options.get("initial_accumulator_value", 0.0)
+    fills = {"state_sum": options.get("initial_accumulator_value", 0.0),
+             "step_size": options.get("lr", 1e-2)}
     buffers = list(state.values())
     for key, buf in state.items():
         assert isinstance(buf, np.ndarray)
         assert buf.dtype == dtype and buf.shape == (size,)
         assert buf.flags.c_contiguous and buf.flags.writeable
-        np.testing.assert_array_equal(buf, np.full(size, fill if key == "state_sum" else 0.0))
+        np.testing.assert_array_equal(buf, np.full(size, fills.get(key, 0.0), dtype))
         assert not np.shares_memory(buf, params)
     for i, a in enumerate(buffers):
         for b in buffers[i + 1:]:
@@ -371,9 +476,9 @@ def test_defaults_are_torch_optim_defaults(name):
     update = inspect.signature(getattr(ref, f"{name}_update")).parameters
     state = inspect.signature(ref.optimizer_state).parameters
     for key, default in TORCH_DEFAULTS[name].items():
-        if key in STATE_OPTIONS:
+        if key in STATE_OPTIONS or key in state_only(name):
             assert state[key].default == default, f"optimizer_state {key}"
-        if key != "initial_accumulator_value":
+        if key not in state_only(name):
             assert update[key].default == default, f"{name}_update {key}"
     # Hyperparameters are keyword-only; the state may be passed by position.
     for key in TORCH_DEFAULTS[name]:
@@ -398,3 +503,24 @@ def test_sgd_without_momentum_needs_no_buffer():
     params = p0.copy()
     ref.sgd_update(params, G[0], step=1, lr=0.5)
     np.testing.assert_allclose(params, p0 - 0.5 * G[0], rtol=1e-15)
+
+
+@pytest.mark.parametrize("options", [dict(betas=(0.8, 0.9)),
+                                     dict(lr=0.1, weight_decay=0.2, decoupled_weight_decay=True)])
+def test_radam_rectified_steps_match_hand_computation(options):
+    """Steps 6 to 8, where rho_t > 5 switches RAdam's variance rectification on (with
+    beta2 = 0.9 from step 6; with the default 0.999 also from step 6)."""
+    p0, G = problem()
+    G = np.concatenate([G, -0.7 * G[::-1], 1.3 * G[:2]])
+    expected = run_hand("radam", p0, G, options, n_steps=8)
+    params = p0.copy()
+    state = ref.optimizer_state("radam", params)
+    for step in range(1, 9):
+        reference_step("radam", params, G[step - 1], state, step, options)
+        np.testing.assert_allclose(params, expected[step - 1][0], rtol=1e-13, atol=0,
+                                   err_msg=f"params after step {step}")
+    hp = {**TORCH_DEFAULTS["radam"], **options}
+    beta2 = hp["betas"][1]
+    rho_inf = 2 / (1 - beta2) - 1
+    assert [rho_inf - 2 * t * beta2 ** t / (1 - beta2 ** t) > 5 for t in range(1, 9)] == \
+        [False] * 5 + [True] * 3

@@ -159,6 +159,10 @@ OPTIMIZERS = [
     (gd.optim.RMSprop, {}),
     (gd.optim.Adam, {"weight_decay": 0.1}), (gd.optim.Adam, {"amsgrad": True}),
     (gd.optim.AdamW, {"amsgrad": True}),
+    (gd.optim.NAdam, {"weight_decay": 0.1}),
+    (gd.optim.NAdam, {"weight_decay": 0.1, "decoupled_weight_decay": True}),
+    (gd.optim.Adamax, {"weight_decay": 0.1}), (gd.optim.RAdam, {"weight_decay": 0.1}),
+    (gd.optim.Rprop, {}),
 ]
 
 

@@ -432,7 +432,9 @@ def test_clone_and_unfitted_pickle():
                                  lambda: optim.Adam(lr=1e-2, amsgrad=True),
                                  lambda: optim.RMSprop(centered=True, momentum=0.5),
                                  lambda: optim.Adagrad(), lambda: optim.Adadelta(),
-                                 lambda: optim.AdamW()])
+                                 lambda: optim.AdamW(), lambda: optim.NAdam(),
+                                 lambda: optim.Adamax(), lambda: optim.RAdam(),
+                                 lambda: optim.Rprop()])
 @pytest.mark.parametrize("copier", [lambda o: pickle.loads(pickle.dumps(o)), copy.deepcopy])
 def test_mlp_and_optimizer_round_trip_mid_training(dropout, opt, copier):
     X, y = gd.datasets.spirals(n_samples=120)

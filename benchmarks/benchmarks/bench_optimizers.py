@@ -2,7 +2,8 @@
 
 ``TimeOptimizerUpdate`` is the throughput grid (divide by ``n`` for ns/element); the
 timed call is one steady-state step (step 2 after a first step, state buffers
-allocated and initialised in ``setup``).  ``TimeOptimizerCall`` is the small-buffer
+allocated and initialised in ``setup``; step 10 for RAdam, whose rectified steps start
+at step 6).  ``TimeOptimizerCall`` is the small-buffer
 case written exactly as a user writes it, literal arguments and all: at 1e4 elements
 the argument checks and the call from Python are a visible part of the step.
 """
@@ -22,9 +23,17 @@ OPTIMIZERS = {
     "adam": ("adam_update", {}, {}),
     "adam_amsgrad": ("adam_update", dict(amsgrad=True), dict(amsgrad=True)),
     "adamw": ("adamw_update", {}, {}),
+    "nadam": ("nadam_update", {}, {}),
+    "adamax": ("adamax_update", {}, {}),
+    "radam": ("radam_update", {}, {}),
+    "rprop": ("rprop_update", {}, {}),
 }
 # updates whose bias corrections / decayed rate depend on the step number
-_STEPPED = ("sgd_update", "adagrad_update", "adam_update", "adamw_update")
+_STEPPED = ("sgd_update", "adagrad_update", "adam_update", "adamw_update", "nadam_update",
+            "adamax_update", "radam_update")
+# the timed step where the first steps differ from the steady state: RAdam's variance
+# rectification starts at step 6
+_TIMED_STEP = {"radam_update": 10}
 
 
 def make_update(kernels, optimizer, dtype, n, n_threads):
@@ -38,7 +47,7 @@ def make_update(kernels, optimizer, dtype, n, n_threads):
     kwargs = dict(hyper, n_threads=n_threads)
     if func_name in _STEPPED:
         update(params, grads, **state, **kwargs, step=1)
-        kwargs["step"] = 2
+        kwargs["step"] = _TIMED_STEP.get(func_name, 2)
     else:
         update(params, grads, **state, **kwargs)
     # state as keywords: the update's argument names are optimizer_state's keys

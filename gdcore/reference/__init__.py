@@ -10,14 +10,16 @@ from . import network
 from .activations import activation, activation_backward
 from .dense import dense_backward, dense_forward
 from .losses import loss, loss_delta
-from .optimizers import (adadelta_update, adagrad_update, adam_update, adamw_update,
-                         optimizer_state, rmsprop_update, sgd_update)
+from .optimizers import (adadelta_update, adagrad_update, adam_update, adamax_update,
+                         adamw_update, nadam_update, optimizer_state, radam_update,
+                         rmsprop_update, rprop_update, sgd_update)
 from .optimizers import clip_grad_norm, clip_grad_value
 
 __all__ = [
     "activation", "activation_backward", "dense_forward", "dense_backward",
     "loss", "loss_delta", "optimizer_state",
     "sgd_update", "adagrad_update", "adadelta_update", "rmsprop_update",
-    "adam_update", "adamw_update",
+    "adam_update", "adamw_update", "nadam_update", "adamax_update", "radam_update",
+    "rprop_update",
     "clip_grad_norm", "clip_grad_value",
 ]

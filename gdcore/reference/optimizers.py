@@ -18,7 +18,8 @@ from .. import _constants
 from .. import _validation as v
 
 __all__ = ["optimizer_state", "sgd_update", "adagrad_update", "adadelta_update",
-           "rmsprop_update", "adam_update", "adamw_update"]
+           "rmsprop_update", "adam_update", "adamw_update", "nadam_update", "adamax_update",
+           "radam_update", "rprop_update"]
 __all__ += ["clip_grad_norm", "clip_grad_value"]
 
 
@@ -44,16 +45,20 @@ def _check_buffers(params, grads, **state):
 
 
 def optimizer_state(name, params, *, momentum=0.0, centered=False, amsgrad=False,
-                    initial_accumulator_value=0.0):
+                    initial_accumulator_value=0.0, lr=1e-2):
     """Fresh state buffers for optimizer ``name``, keyed by the update's argument names.
 
     ``sgd``: momentum_buffer (when momentum != 0); ``adagrad``: state_sum filled with
     initial_accumulator_value; ``adadelta``: square_avg, acc_delta; ``rmsprop``:
     square_avg, momentum_buffer (momentum > 0), grad_avg (centered); ``adam``/``adamw``:
-    exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad).  All zeros of params' dtype except
-    state_sum.  Use as ``adam_update(params, grads, **state, step=1)``.
+    exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad); ``nadam``/``radam``: exp_avg,
+    exp_avg_sq; ``adamax``: exp_avg, exp_inf; ``rprop``: prev and step_size, filled
+    with ``lr`` (torch.optim.Rprop's initial step size; the only use of ``lr``).  All
+    zeros of params' dtype except state_sum and step_size.  Use as
+    ``adam_update(params, grads, **state, step=1)``.
     """
-    names = ("sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
+    names = ("sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "nadam", "adamax",
+             "radam", "rprop")
     v.check_name(name, "name", names)
     params = v.param_vector(params, "params")
     zeros = lambda: np.zeros_like(params)
@@ -73,8 +78,12 @@ def optimizer_state(name, params, *, momentum=0.0, centered=False, amsgrad=False
         if centered:
             state["grad_avg"] = zeros()
         return state
+    if name == "adamax":
+        return {"exp_avg": zeros(), "exp_inf": zeros()}
+    if name == "rprop":
+        return {"prev": zeros(), "step_size": np.full_like(params, v.check_float(lr, "lr", 0.0))}
     state = {"exp_avg": zeros(), "exp_avg_sq": zeros()}
-    if amsgrad:
+    if amsgrad and name in ("adam", "adamw"):
         state["max_exp_avg_sq"] = zeros()
     return state
 
@@ -383,3 +392,213 @@ def clip_grad_value(grads, clip_value, *, n_threads=None):
     with np.errstate(invalid="ignore"):
         np.clip(grads, -c, c, out=grads)
     return grads
+
+
+def _decay(params, grads, lr, weight_decay, decoupled):
+    """The weight decay of torch's Adam family: the parameters scaled in place by
+    1 - lr * weight_decay (decoupled), or weight_decay * p added to the gradient."""
+    if weight_decay == 0:
+        return grads
+    if decoupled:
+        params *= 1 - lr * weight_decay
+        return grads
+    return grads + weight_decay * params
+
+
+def _moments(exp_avg, exp_avg_sq, g, beta1, beta2):
+    _lerp_(exp_avg, g, 1 - beta1)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * g * g
+
+
+def nadam_mu_product(beta1, momentum_decay, steps, done=0, product=1.0):
+    """mu_1 mu_2 ... mu_steps, multiplied in this order in float64: the ``mu_product``
+    torch.optim.NAdam keeps after ``steps`` steps.  ``product`` given as the product of
+    the first ``done`` factors continues it with the same multiplications."""
+    for t in range(done + 1, steps + 1):
+        product *= beta1 * (1.0 - 0.5 * (0.96 ** (t * momentum_decay)))
+    return product
+
+
+def nadam_step_scalars(lr, beta1, beta2, momentum_decay, step, mu_product):
+    """(bias_correction2, grad_coef, exp_avg_coef, mu_product after the step) of NAdam's
+    step ``step``, in float64, as torch.optim.NAdam computes them from its
+    ``mu_product`` before the step."""
+    bias_correction2 = 1 - beta2 ** step
+    mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
+    mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
+    mu_product = mu_product * mu
+    grad_coef = -lr * (1.0 - mu) / (1.0 - mu_product)
+    exp_avg_coef = (-lr * mu_next) / (1.0 - mu_product * mu_next)
+    return bias_correction2, grad_coef, exp_avg_coef, mu_product
+
+
+def nadam_update(params, grads, exp_avg, exp_avg_sq, *, step, lr=2e-3, betas=(0.9, 0.999),
+                 eps=1e-8, weight_decay=0.0, momentum_decay=4e-3,
+                 decoupled_weight_decay=False, mu_product=None, n_threads=None):
+    """NAdam (Adam with Nesterov momentum and torch's momentum schedule).
+
+        decoupled_weight_decay:  p = p * (1 - lr * weight_decay)
+        else:                    g = grad + weight_decay * p
+        mu_t = beta1 (1 - 0.5 * 0.96^(t * momentum_decay));  P_t = mu_1 ... mu_t
+        m = m + (1 - beta1) (g - m);  v = beta2 v + (1 - beta2) g^2
+        denom = sqrt(v / (1 - beta2^t)) + eps
+        p = p - lr (1 - mu_t) / (1 - P_t) * g / denom
+        p = p - lr mu_{t+1} / (1 - P_t mu_{t+1}) * m / denom
+
+    ``mu_product`` is P_{t-1}, the product before this step (torch keeps it as
+    per-parameter state); None computes it from the step number by the same running
+    product in float64 (``nadam_mu_product``, O(step) work).
+    """
+    v.check_threads(n_threads)
+    step = _check_step(step)
+    lr = v.check_float(lr, "lr", 0.0)
+    beta1, beta2 = v.check_betas(betas)
+    eps = v.check_float(eps, "eps", 0.0, low_open=True)
+    weight_decay = v.check_float(weight_decay, "weight_decay", 0.0)
+    momentum_decay = v.check_float(momentum_decay, "momentum_decay", 0.0)
+    if mu_product is None:
+        mu_product = nadam_mu_product(beta1, momentum_decay, step - 1)
+    mu_product = v.check_float(mu_product, "mu_product", 0.0, 1.0)
+    params, grads = _check_buffers(params, grads, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq)
+    v.state_vector(exp_avg, "exp_avg", params, "by NAdam")
+    v.state_vector(exp_avg_sq, "exp_avg_sq", params, "by NAdam")
+
+    g = _decay(params, grads, lr, weight_decay, decoupled_weight_decay)
+    bias_correction2, grad_coef, exp_avg_coef, _ = nadam_step_scalars(
+        lr, beta1, beta2, momentum_decay, step, mu_product)
+    _moments(exp_avg, exp_avg_sq, g, beta1, beta2)
+    denom = np.sqrt(exp_avg_sq / bias_correction2) + eps
+    params += grad_coef * (g / denom)
+    params += exp_avg_coef * (exp_avg / denom)
+    return params
+
+
+def adamax_update(params, grads, exp_avg, exp_inf, *, step, lr=2e-3, betas=(0.9, 0.999),
+                  eps=1e-8, weight_decay=0.0, n_threads=None):
+    """Adamax (Adam with the infinity norm).
+
+        g = grad + weight_decay * p
+        m = m + (1 - beta1) (g - m)
+        u = max(beta2 * u, abs(g) + eps)        (NaN wins, as torch.maximum)
+        p = p - lr / (1 - beta1^t) * m / u
+    """
+    v.check_threads(n_threads)
+    step = _check_step(step)
+    lr = v.check_float(lr, "lr", 0.0)
+    beta1, beta2 = v.check_betas(betas)
+    eps = v.check_float(eps, "eps", 0.0, low_open=True)
+    weight_decay = v.check_float(weight_decay, "weight_decay", 0.0)
+    params, grads = _check_buffers(params, grads, exp_avg=exp_avg, exp_inf=exp_inf)
+    v.state_vector(exp_avg, "exp_avg", params, "by Adamax")
+    v.state_vector(exp_inf, "exp_inf", params, "by Adamax")
+
+    g = _decay(params, grads, lr, weight_decay, False)
+    _lerp_(exp_avg, g, 1 - beta1)
+    exp_inf *= beta2
+    np.maximum(exp_inf, np.abs(g) + eps, out=exp_inf)
+    clr = lr / (1 - beta1 ** step)
+    params += -clr * (exp_avg / exp_inf)
+    return params
+
+
+def radam_step_scalars(beta1, beta2, step):
+    """(bias_correction1, sqrt(bias_correction2), rect) of RAdam's step ``step`` in
+    float64, as torch.optim.RAdam computes them; rect is 0.0 on the steps without the
+    variance rectification (rho_t <= 5)."""
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * step * (beta2 ** step) / bias_correction2
+    rect = 0.0
+    if rho_t > 5.0:
+        rect = ((rho_t - 4) * (rho_t - 2) * rho_inf
+                / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+    return bias_correction1, bias_correction2 ** 0.5, rect
+
+
+def radam_update(params, grads, exp_avg, exp_avg_sq, *, step, lr=1e-3, betas=(0.9, 0.999),
+                 eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False, n_threads=None):
+    """RAdam (Adam with the variance rectification).
+
+        decoupled_weight_decay:  p = p * (1 - lr * weight_decay)
+        else:                    g = grad + weight_decay * p
+        m = m + (1 - beta1) (g - m);  v = beta2 v + (1 - beta2) g^2
+        rho_inf = 2 / (1 - beta2) - 1;  rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t)
+        rho_t > 5:  r = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
+                    p = p - m / (1 - beta1^t) * lr * (sqrt(1 - beta2^t) / (sqrt(v) + eps)) * r
+        else:       p = p - m / (1 - beta1^t) * lr
+
+    The adaptive rate is evaluated as PyTorch evaluates ``float / tensor``: the
+    reciprocal of sqrt(v) + eps times the scalar.
+    """
+    v.check_threads(n_threads)
+    step = _check_step(step)
+    lr = v.check_float(lr, "lr", 0.0)
+    beta1, beta2 = v.check_betas(betas)
+    eps = v.check_float(eps, "eps", 0.0, low_open=True)
+    weight_decay = v.check_float(weight_decay, "weight_decay", 0.0)
+    params, grads = _check_buffers(params, grads, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq)
+    v.state_vector(exp_avg, "exp_avg", params, "by RAdam")
+    v.state_vector(exp_avg_sq, "exp_avg_sq", params, "by RAdam")
+
+    g = _decay(params, grads, lr, weight_decay, decoupled_weight_decay)
+    _moments(exp_avg, exp_avg_sq, g, beta1, beta2)
+    bias_correction1, bias_correction2_sqrt, rect = radam_step_scalars(beta1, beta2, step)
+    update = exp_avg / bias_correction1 * lr
+    if rect > 0:
+        update = update * (np.reciprocal(np.sqrt(exp_avg_sq) + eps) * bias_correction2_sqrt)
+        update = update * rect
+    params -= update
+    return params
+
+
+def rprop_options(etas, step_sizes):
+    """(etaminus, etaplus, min step size, max step size), checked."""
+    etaminus, etaplus = v.check_pair(etas, "etas", "(etaminus, etaplus)")
+    size_min, size_max = v.check_pair(step_sizes, "step_sizes",
+                                      "(min_step_size, max_step_size)")
+    etaminus = v.check_float(etaminus, "etas[0]", 0.0, 1.0, low_open=True, high_open=True)
+    etaplus = v.check_float(etaplus, "etas[1]", 1.0, low_open=True)
+    size_min = v.check_float(size_min, "step_sizes[0]", 0.0)
+    size_max = v.check_float(size_max, "step_sizes[1]", size_min)
+    return etaminus, etaplus, size_min, size_max
+
+
+def _sign(x):
+    """torch.sign: +1, -1, or 0 (for zeros of either sign and for NaN)."""
+    return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
+
+
+def rprop_update(params, grads, prev, step_size, *, etas=(0.5, 1.2), step_sizes=(1e-6, 50),
+                 n_threads=None):
+    """Rprop (resilient backpropagation: only the gradient's sign is used).
+
+        s = sign(g * prev)                   (0 for NaN, as torch.sign)
+        f = etaplus (s > 0), etaminus (s < 0), 1 (s = 0)
+        step_size = clip(step_size * f, step_sizes[0], step_sizes[1])
+        g = 0 where f == etaminus            (no move after a sign change)
+        p = p - sign(g) * step_size
+        prev = g
+
+    ``step_size`` starts at torch.optim.Rprop's lr (see ``optimizer_state``); 0 <
+    etas[0] < 1 < etas[1] and 0 <= step_sizes[0] <= step_sizes[1] (PyTorch does not
+    check the step sizes).  The comparison f == etaminus is made in the buffers' dtype,
+    as PyTorch makes it.
+    """
+    v.check_threads(n_threads)
+    etaminus, etaplus, size_min, size_max = rprop_options(etas, step_sizes)
+    params, grads = _check_buffers(params, grads, prev=prev, step_size=step_size)
+    v.state_vector(prev, "prev", params, "by Rprop")
+    v.state_vector(step_size, "step_size", params, "by Rprop")
+
+    dtype = params.dtype.type
+    with np.errstate(invalid="ignore"):
+        s = _sign(grads * prev)
+    factor = np.where(s > 0, dtype(etaplus), np.where(s < 0, dtype(etaminus), dtype(1)))
+    step_size *= factor
+    np.clip(step_size, dtype(size_min), dtype(size_max), out=step_size)
+    g = np.where(factor == dtype(etaminus), dtype(0), grads)
+    params += -_sign(g) * step_size
+    prev[...] = g
+    return params
