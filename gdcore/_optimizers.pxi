@@ -271,18 +271,22 @@ cdef double abs_max(const floating* g, Py_ssize_t a, Py_ssize_t b) noexcept nogi
     cdef const uint64_t* g64
     cdef uint32_t m32 = 0, x32
     cdef uint64_t m64 = 0, x64
+    cdef float f32
+    cdef double f64
     if floating is float:
         g32 = <const uint32_t*>g
         for i in range(a, b):
             x32 = g32[i] & 0x7fffffffU
             m32 = x32 if x32 > m32 else m32
-        return <double>(<float*>&m32)[0]
+        memcpy(&f32, &m32, sizeof(float))         # the bits back as a float, no type pun
+        return <double>f32
     else:
         g64 = <const uint64_t*>g
         for i in range(a, b):
             x64 = g64[i] & 0x7fffffffffffffffULL
             m64 = x64 if x64 > m64 else m64
-        return (<double*>&m64)[0]
+        memcpy(&f64, &m64, sizeof(double))
+        return f64
 
 
 cdef void norm_run(const floating* g, Py_ssize_t a, Py_ssize_t b, Py_ssize_t start,

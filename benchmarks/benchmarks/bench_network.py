@@ -168,8 +168,14 @@ class TimeClippedStep:
     param_names = ["clipping", "n_threads"]
     timeout = 120
 
+    @staticmethod
+    def thread_work(clipping, n_threads):
+        sizes, *_, batch = NETWORKS["784-256-128-10_relu_adam_b32"]
+        return step_work(sizes, batch)
+
     def setup(self, clipping, n_threads):
         check_threads("native", n_threads)
+        require_split(n_threads, *self.thread_work(clipping, n_threads))
         backend("native")
         check_forked_child(n_threads)
         self.limits = ThreadLimits(1 if n_threads == 1 else None).start()
