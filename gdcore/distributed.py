@@ -225,7 +225,7 @@ def fit(net: "MLP", X: ArrayLike, T: ArrayLike, comm: Any, epochs: int = 10,
     _agree(comm, error)
 
     optimizer = _resolve_optimizer(net, optimizer)
-    optimizer._ensure_state(net.params)
+    optimizer.prepare(net.params)
     steps = comm.allgather(optimizer.step_count)
     _agree(comm, None if len(set(steps)) == 1 else ValueError(
         f"the ranks' optimizers are at different steps {steps}; start from a fresh "

@@ -653,6 +653,20 @@ class MLP:
         """Whether a training step draws random numbers of its own (dropout)."""
         return self._stochastic
 
+    @property
+    def keep_probabilities(self):
+        """Per layer, the probability that dropout keeps a unit of the layer's output in
+        training: 1 - the layer's dropout rate, and 1.0 for the output layer."""
+        return tuple(self._keep)
+
+    @property
+    def output_backward(self):
+        """The activation whose derivative the backward pass applies at the output:
+        'identity' for the canonical pairs of output and loss (their loss delta is
+        already the derivative with respect to the output layer's pre-activation), the
+        output activation otherwise (sigmoid with squared error)."""
+        return self._output_backward
+
     def train_batch(self, X, T, optimizer, l1, l2, input_noise, seed, n_threads):
         """One training step on a checked batch with a given step ``seed``; returns the
         batch loss.  The loop body of ``fit``'s Python epochs."""

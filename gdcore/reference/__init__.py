@@ -19,3 +19,10 @@ __all__ = [
     "sgd_update", "adagrad_update", "adadelta_update", "rmsprop_update",
     "adam_update", "adamw_update",
 ]
+# the twin modules, one per native module
+_MODULES = ("activations", "dense", "losses", "network", "optimizers")
+
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names and the twin modules only."""
+    return list(__all__) + list(_MODULES)

@@ -9,9 +9,12 @@
 
 ``activation_backward`` takes the stored output Y, so U need not be kept.
 """
+from typing import Optional
+
 import numpy as np
 
 from .. import _validation as v
+from .._typing import ArrayLike, FloatArray, Threads
 
 __all__ = ["activation", "activation_backward"]
 
@@ -30,7 +33,13 @@ def _softmax(U, out):
     return out
 
 
-def activation(name, U, *, out=None, n_threads=None):
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
+
+
+def activation(name: str, U: ArrayLike, *, out: Optional[FloatArray] = None,
+               n_threads: Threads = None) -> FloatArray:
     """Y = f(U), elementwise (softmax: per row).
 
     Parameters
@@ -63,7 +72,9 @@ def activation(name, U, *, out=None, n_threads=None):
     return out
 
 
-def activation_backward(name, Y, dY, *, out=None, n_threads=None):
+def activation_backward(name: str, Y: ArrayLike, dY: ArrayLike, *,
+                        out: Optional[FloatArray] = None,
+                        n_threads: Threads = None) -> FloatArray:
     """dE/dU from the activation's output Y and the upstream gradient dY = dE/dY.
 
     identity: dY;  sigmoid: dY * Y * (1 - Y);  tanh: dY * (1 - Y^2);
