@@ -5,7 +5,7 @@ network and history classes from its caller (``gdcore.network.load``), so that
 ``gdcore.network`` imports this module and never the reverse.
 
 One ``.npz`` file (a zip of NumPy arrays, read with ``allow_pickle=False``, so loading
-an untrusted file cannot run code) holds:
+an untrusted file cannot run code) holds::
 
     meta              UTF-8 JSON: format/version, the architecture, the training state
                       (epochs trained, the generator's state, the optimizer's class,

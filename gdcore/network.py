@@ -1,5 +1,7 @@
 """A multilayer perceptron whose parameters live in one flat buffer.
 
+::
+
     net = gd.MLP([784, 256, 128, 10], activation="relu", output="softmax",
                  loss="cross_entropy", dtype="float32", seed=0)
     opt = gd.optim.Adam(lr=1e-3)
@@ -574,7 +576,8 @@ class MLP:
             training loss without validation data) has not improved for ``patience``
             epochs, restoring the best weights (see ``gdcore.callbacks``).
         l1, l2 : float >= 0
-            Penalties l1 sum |w| and 1/2 l2 sum w^2 on the weights (not the biases).
+            Penalties ``l1 * sum |w|`` and ``1/2 * l2 * sum w^2`` on the weights (not
+            the biases).
         input_noise : float >= 0
             Standard deviation of Gaussian noise added to the inputs in training.
         lr_schedule : gdcore.schedules.Schedule, optional
@@ -862,7 +865,7 @@ def gradcheck(net, X, T, h=1e-6, rtol=1e-6):
 
     The check runs on a float64 copy of the network (central differences need the
     precision), so it also checks float32 networks' formulas.  The relative error is
-    max |analytic - numerical| / max(max |numerical|, max |analytic|), over all
+    ``max |analytic - numerical| / max(max |numerical|, max |analytic|)``, over all
     parameters.
 
     Returns

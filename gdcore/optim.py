@@ -1,5 +1,7 @@
 """Optimizers over flat parameter buffers, with ``torch.optim``'s rules and defaults.
 
+::
+
     opt = gd.optim.Adam(lr=1e-3)
     opt.step(params, grads)          # in place; state allocated on the first step
     opt.lr = 1e-4                    # settable between steps (schedules)
@@ -350,6 +352,8 @@ def _check_common(h, names):
 class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum.
 
+    ::
+
         g = grad + weight_decay * p
         if momentum != 0:
             b = g  (first step);   b = momentum * b + (1 - dampening) * g  (after)
@@ -396,6 +400,8 @@ class SGD(Optimizer):
 class Adagrad(Optimizer):
     """Adagrad.
 
+    ::
+
         g = grad + weight_decay * p
         clr = lr / (1 + (t - 1) * lr_decay)
         s = s + g^2        (s starts at initial_accumulator_value)
@@ -433,6 +439,8 @@ class Adagrad(Optimizer):
 class Adadelta(Optimizer):
     """Adadelta (eps inside both square roots).
 
+    ::
+
         g = grad + weight_decay * p
         v = rho * v + (1 - rho) * g^2
         delta = sqrt(u + eps) / sqrt(v + eps) * g
@@ -465,6 +473,8 @@ class Adadelta(Optimizer):
 
 class RMSprop(Optimizer):
     """RMSprop (eps outside the square root).
+
+    ::
 
         g = grad + weight_decay * p
         v = alpha * v + (1 - alpha) * g^2
@@ -506,6 +516,8 @@ class RMSprop(Optimizer):
 
 class Adam(Optimizer):
     """Adam, with L2 weight decay coupled into the gradient.
+
+    ::
 
         g = grad + weight_decay * p
         m = m + (1 - beta1) (g - m)
@@ -551,6 +563,8 @@ class Adam(Optimizer):
 
 class AdamW(Adam):
     """AdamW: Adam with decoupled weight decay, applied before the moments.
+
+    ::
 
         p = p * (1 - lr * weight_decay)
         then the Adam step with weight_decay = 0

@@ -228,7 +228,10 @@ def test_measure_returns_a_median_and_a_spread():
 
 @pytest.mark.parametrize("module", ["", "datasets", "testfunctions", "schedules", "trajectories",
                                     "plot", "bench", "tour", "cli", "minimize", "linear_model",
-                                    "distributed", "model_selection", "sklearn"])
+                                    "distributed", "model_selection", "sklearn", "gradients",
+                                    "reference.activations", "reference.dense",
+                                    "reference.losses", "reference.network",
+                                    "reference.optimizers"])
 def test_public_modules_show_only_their_public_names(module):
     import importlib
 
@@ -238,6 +241,14 @@ def test_public_modules_show_only_their_public_names(module):
     assert sorted(dir(mod)) == sorted(mod.__all__)
     assert all(hasattr(mod, name) for name in mod.__all__)
     assert not {"np", "os", "atomic_write", "math"} & set(dir(mod))
+
+
+def test_the_reference_package_shows_its_twins_and_their_modules_only():
+    from gdcore import reference
+
+    modules = {"activations", "dense", "losses", "network", "optimizers"}
+    assert set(dir(reference)) == set(reference.__all__) | modules
+    assert all(hasattr(reference, name) for name in dir(reference))
 
 
 def test_importing_the_uncompiled_source_tree_says_what_to_do(tmp_path):

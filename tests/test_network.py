@@ -270,3 +270,13 @@ def test_bad_input_raises_clear_errors(rng):
     with pytest.raises(ValueError, match="l2"):
         net.train_step(X, T, opt, l2=-1.0)
     assert opt.step_count == 0
+
+
+def test_keep_probabilities_and_output_backward_describe_the_step():
+    net = gd.MLP([3, 4, 5, 2], dropout=[0.25, 0.0], output="sigmoid", loss="squared_error")
+    assert net.keep_probabilities == (0.75, 1.0, 1.0)
+    assert net.output_backward == "sigmoid"           # squared error: delta is dE/dY
+    assert gd.MLP([3, 2], loss="cross_entropy").output_backward == "identity"
+    assert gd.MLP([3, 1], output="sigmoid").output_backward == "identity"
+    with pytest.raises(AttributeError):
+        net.keep_probabilities = (1.0, 1.0, 1.0)

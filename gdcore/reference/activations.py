@@ -1,5 +1,7 @@
 """Activations and their backward pass, computed from the output.
 
+::
+
     identity  y = u                          f'(u) = 1
     sigmoid   y = 1 / (1 + exp(-u))          f'(u) = y (1 - y)
     tanh      y = tanh(u)                    f'(u) = 1 - y^2

@@ -1,5 +1,7 @@
 """A dense layer, batched: rows are samples and W has shape (n_in, n_out).
 
+::
+
     forward    U = X @ W + b,   Y = f(U)
     backward   D = dY * f'(U)   (from Y, see ``activation_backward``)
                dW = X^T @ D,  db = sum over samples of D,  dX = D @ W^T

@@ -81,11 +81,13 @@ def optimizer_state(name: str, params: FloatArray, *, momentum: float = 0.0,
             for key in slots if wanted.get(key, True)}
 
 
-def sgd_update(params: FloatArray, grads: ArrayLike, momentum_buffer: Optional[FloatArray] = None,
-               *, step: int, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-               weight_decay: float = 0.0, nesterov: bool = False,
-               n_threads: Threads = None) -> FloatArray:
+def sgd_update(params: FloatArray, grads: ArrayLike,
+               momentum_buffer: Optional[FloatArray] = None, *, step: int, lr: float = 1e-3,
+               momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
+               nesterov: bool = False, n_threads: Threads = None) -> FloatArray:
     """Stochastic gradient descent, optionally with (Nesterov) momentum.
+
+    ::
 
         g = grad + weight_decay * p
         if momentum != 0:
@@ -129,6 +131,8 @@ def adagrad_update(params: FloatArray, grads: ArrayLike, state_sum: FloatArray, 
                    eps: float = 1e-10, n_threads: Threads = None) -> FloatArray:
     """Adagrad.
 
+    ::
+
         g = grad + weight_decay * p
         clr = lr / (1 + (step - 1) * lr_decay)
         s = s + g * g
@@ -160,6 +164,8 @@ def adadelta_update(params: FloatArray, grads: ArrayLike, square_avg: FloatArray
                     eps: float = 1e-6, weight_decay: float = 0.0,
                     n_threads: Threads = None) -> FloatArray:
     """Adadelta (eps inside both square roots).
+
+    ::
 
         g = grad + weight_decay * p
         v = rho * v + (1 - rho) * g^2
@@ -196,6 +202,8 @@ def rmsprop_update(params: FloatArray, grads: ArrayLike, square_avg: FloatArray,
                    momentum: float = 0.0, centered: bool = False,
                    n_threads: Threads = None) -> FloatArray:
     """RMSprop (eps outside the square root).
+
+    ::
 
         g = grad + weight_decay * p
         v = alpha * v + (1 - alpha) * g^2
@@ -288,6 +296,8 @@ def adam_update(params: FloatArray, grads: ArrayLike, exp_avg: FloatArray,
                 n_threads: Threads = None) -> FloatArray:
     """Adam, with L2 weight decay coupled into the gradient.
 
+    ::
+
         g = grad + weight_decay * p
         m = m + (1 - beta1) (g - m)
         v = beta2 * v + (1 - beta2) * g^2
@@ -308,6 +318,8 @@ def adamw_update(params: FloatArray, grads: ArrayLike, exp_avg: FloatArray,
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False,
                  n_threads: Threads = None) -> FloatArray:
     """AdamW: Adam with decoupled weight decay, applied before the moments.
+
+    ::
 
         p = p * (1 - lr * weight_decay)
         then the Adam step of ``adam_update`` with weight_decay = 0.
