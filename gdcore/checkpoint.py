@@ -22,6 +22,7 @@ import os
 import struct
 import zipfile
 import zlib
+from typing import TYPE_CHECKING, Any, Dict, Type
 
 import numpy as np
 
@@ -30,6 +31,11 @@ from . import _validation as v
 from . import optim as _optim
 from . import schedules as _schedules
 from ._io import atomic_write
+from ._typing import PathLike
+
+if TYPE_CHECKING:
+    from .network import MLP as _MLP
+    from .training import History as _History
 
 __all__ = ["save", "restore"]
 
@@ -52,11 +58,11 @@ def _jsonable(value):
     return value
 
 
-def save(net, path):
+def save(net: "_MLP", path: PathLike) -> None:
     """Write the network and its training state to ``path`` (see the module docstring)."""
     from . import __version__
 
-    arrays = {"params": net.params}
+    arrays: Dict[str, Any] = {"params": net.params}
     optimizer = None
     if net.optimizer is not None:
         opt = net.optimizer
@@ -240,7 +246,8 @@ def _read(path):
     return meta, params, state
 
 
-def restore(path, MLP, History):
+def restore(path: PathLike, MLP: Type["_MLP"],
+            History: Type["_History"]) -> "_MLP":
     """Rebuild the network saved at ``path`` as an ``MLP`` (the class is given, see the
     module docstring), with its optimizer, schedule, generator, epoch count and
     ``History``, ready to continue training exactly where it stopped."""
