@@ -22,7 +22,7 @@ import os
 import struct
 import zipfile
 import zlib
-from typing import TYPE_CHECKING, Any, Dict, Type
+from typing import Any, Dict
 
 import numpy as np
 
@@ -32,10 +32,6 @@ from . import optim as _optim
 from . import schedules as _schedules
 from ._io import atomic_write
 from ._typing import PathLike
-
-if TYPE_CHECKING:
-    from .network import MLP as _MLP
-    from .training import History as _History
 
 __all__ = ["save", "restore"]
 
@@ -58,7 +54,7 @@ def _jsonable(value):
     return value
 
 
-def save(net: "_MLP", path: PathLike) -> None:
+def save(net: Any, path: PathLike) -> None:
     """Write the network and its training state to ``path`` (see the module docstring)."""
     from . import __version__
 
@@ -246,11 +242,13 @@ def _read(path):
     return meta, params, state
 
 
-def restore(path: PathLike, MLP: Type["_MLP"],
-            History: Type["_History"]) -> "_MLP":
+def restore(path: PathLike, MLP: Any, History: Any) -> Any:
     """Rebuild the network saved at ``path`` as an ``MLP`` (the class is given, see the
     module docstring), with its optimizer, schedule, generator, epoch count and
-    ``History``, ready to continue training exactly where it stopped."""
+    ``History``, ready to continue training exactly where it stopped.
+
+    ``MLP`` and ``History`` are annotated ``Any`` (and ``save``'s ``net``): this module
+    never imports the classes, not even for type checking."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path!r}")
