@@ -1,7 +1,5 @@
 """Sphinx configuration of the gdcore documentation (build: see docs/README.md)."""
-import logging
 import os
-import re
 import sys
 
 import gdcore
@@ -29,19 +27,6 @@ autodoc_default_options = {"members": True, "undoc-members": False}
 autodoc_typehints = "none"          # the numpydoc Parameters sections say the types
 suppress_warnings = ["autosummary.import_cycle"]
 
-# Modules whose docstrings are not yet valid reST (plain indented blocks without ``::``,
-# ``|x|`` read as a substitution, definition lists without a closing blank line).  Markup
-# warnings (docutils) from the docstrings of exactly these modules (and their
-# submodules) are dropped; every other warning, and every markup warning elsewhere,
-# fails the ``-W`` build.  tests/test_docstrings.py reads this list and checks every
-# other module the same way.  Fix a module's docstrings, then remove it here.
-DOCSTRINGS_PENDING_REST = (
-    "gdcore.checkpoint",    # module docstring: definition list without a blank line
-    "gdcore.network",       # module docstring; |w| in MLP.fit; |analytic| in gradcheck
-    "gdcore.optim",         # SGD: the update rule as an indented block without ::
-    "gdcore.reference",     # optimizers.sgd_update (indented block); gradients: |x_i|
-)
-
 # Every example runs once per build and must finish in seconds: the CI build
 # executes them all (``-W`` turns any warning or failure into an error).
 sphinx_gallery_conf = {
@@ -64,20 +49,6 @@ exclude_patterns = ["_build"]
 nitpicky = False
 
 
-
-_PENDING_LOCATION = re.compile(
-    r"docstring of (?:%s)(?:[.:]|$)" % "|".join(map(re.escape, DOCSTRINGS_PENDING_REST)))
-
-
-class _PendingDocstringMarkup(logging.Filter):
-    """Drop docutils warnings located in a docstring of a DOCSTRINGS_PENDING_REST module."""
-
-    def filter(self, record):
-        if getattr(record, "type", "") != "docutils":
-            return True
-        return not _PENDING_LOCATION.search(str(getattr(record, "location", "") or ""))
-
-
 def _skip_sklearn_request_methods(app, what, name, obj, skip, options):
     # scikit-learn adds set_{fit,partial_fit,score}_request to every estimator class;
     # their docstrings point into scikit-learn's own documentation (its glossary and
@@ -88,10 +59,4 @@ def _skip_sklearn_request_methods(app, what, name, obj, skip, options):
 
 
 def setup(app):
-    # first in line, before -W counts the record as an error
-    from sphinx.util.logging import WarningStreamHandler
-
-    for handler in logging.getLogger("sphinx").handlers:
-        if isinstance(handler, WarningStreamHandler):
-            handler.filters.insert(0, _PendingDocstringMarkup())
     app.connect("autodoc-skip-member", _skip_sklearn_request_methods)

@@ -508,16 +508,15 @@ cdef inline void sgd_loop(floating* p, const floating* g, floating* buf, Py_ssiz
 
 cdef void sgd_range(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
                     Py_ssize_t stop) noexcept nogil:
-    cdef const double* s = o.s
     # one loop per store pattern, so that each vectorises
-    if s[S_SGD_MOMENTUM] != 0:
-        sgd_loop(p, g, <floating*>o.state[0], start, stop, s[S_SGD_LR], s[S_SGD_MOMENTUM],
-                 s[S_SGD_DAMPENING], s[S_SGD_WEIGHT_DECAY], o.flags != 0,
-                 s[S_SGD_FIRST_STEP] != 0, True)
+    if o.s[S_SGD_MOMENTUM] != 0:
+        sgd_loop(p, g, <floating*>o.state[0], start, stop, o.s[S_SGD_LR], o.s[S_SGD_MOMENTUM],
+                 o.s[S_SGD_DAMPENING], o.s[S_SGD_WEIGHT_DECAY], o.flags != 0,
+                 o.s[S_SGD_FIRST_STEP] != 0, True)
     else:
-        sgd_loop(p, g, <floating*>o.state[0], start, stop, s[S_SGD_LR], s[S_SGD_MOMENTUM],
-                 s[S_SGD_DAMPENING], s[S_SGD_WEIGHT_DECAY], o.flags != 0,
-                 s[S_SGD_FIRST_STEP] != 0, False)
+        sgd_loop(p, g, <floating*>o.state[0], start, stop, o.s[S_SGD_LR], o.s[S_SGD_MOMENTUM],
+                 o.s[S_SGD_DAMPENING], o.s[S_SGD_WEIGHT_DECAY], o.flags != 0,
+                 o.s[S_SGD_FIRST_STEP] != 0, False)
 
 
 def sgd_update(params, grads, momentum_buffer=None, *, step, lr=1e-3, momentum=0.0,
@@ -786,18 +785,17 @@ cdef inline void adam_loop(floating* p, const floating* g, floating* exp_avg,
 
 cdef void adam_range(const Optim* o, floating* p, const floating* g, Py_ssize_t start,
                      Py_ssize_t stop) noexcept nogil:
-    cdef const double* s = o.s
     # one loop per store pattern, so that each vectorises
     if o.state[2] != NULL:
         adam_loop(p, g, <floating*>o.state[0], <floating*>o.state[1], <floating*>o.state[2],
-                  start, stop, s[S_ADAM_BETA1], s[S_ADAM_BETA2], s[S_ADAM_EPS],
-                  s[S_ADAM_WEIGHT_DECAY], o.flags != 0, s[S_ADAM_DECAY_FACTOR],
-                  s[S_ADAM_STEP_SIZE], s[S_ADAM_BIAS_CORRECTION2_SQRT], True)
+                  start, stop, o.s[S_ADAM_BETA1], o.s[S_ADAM_BETA2], o.s[S_ADAM_EPS],
+                  o.s[S_ADAM_WEIGHT_DECAY], o.flags != 0, o.s[S_ADAM_DECAY_FACTOR],
+                  o.s[S_ADAM_STEP_SIZE], o.s[S_ADAM_BIAS_CORRECTION2_SQRT], True)
     else:
         adam_loop(p, g, <floating*>o.state[0], <floating*>o.state[1], <floating*>o.state[2],
-                  start, stop, s[S_ADAM_BETA1], s[S_ADAM_BETA2], s[S_ADAM_EPS],
-                  s[S_ADAM_WEIGHT_DECAY], o.flags != 0, s[S_ADAM_DECAY_FACTOR],
-                  s[S_ADAM_STEP_SIZE], s[S_ADAM_BIAS_CORRECTION2_SQRT], False)
+                  start, stop, o.s[S_ADAM_BETA1], o.s[S_ADAM_BETA2], o.s[S_ADAM_EPS],
+                  o.s[S_ADAM_WEIGHT_DECAY], o.flags != 0, o.s[S_ADAM_DECAY_FACTOR],
+                  o.s[S_ADAM_STEP_SIZE], o.s[S_ADAM_BIAS_CORRECTION2_SQRT], False)
 
 
 cdef object adam_entry(object params, object grads, object exp_avg, object exp_avg_sq,

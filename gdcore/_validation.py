@@ -6,10 +6,12 @@ expected against the actual value.  Nothing below the boundary checks again.
 """
 import math
 import operator
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from . import _constants
+from ._typing import FloatArray, NDArray
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 ACTIVATIONS = _constants.ACTIVATIONS
@@ -30,13 +32,13 @@ def _describe(a):
     return f"{a.ndim}-D array of shape {a.shape} and dtype {a.dtype}"
 
 
-def check_name(value, name, choices):
+def check_name(value: Any, name: str, choices: Any) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
 
 
-def float_array(a, name, ndim, dtype=None):
+def float_array(a: Any, name: str, ndim: int, dtype: Any = None) -> FloatArray:
     """``a`` as a C-contiguous float32/float64 array of ``ndim`` dimensions.
 
     Non-contiguous inputs are copied; the dtype is never changed: ``dtype`` (the dtype
@@ -65,7 +67,8 @@ def check_shape(a, name, expected, meaning):
         raise ValueError(f"{name} must have shape {meaning} = {expected}, got {a.shape}")
 
 
-def out_array(out, name, shape, dtype, inputs=(), may_alias=()):
+def out_array(out: Any, name: str, shape: Any, dtype: Any, inputs: Any = (),
+              may_alias: Any = ()) -> FloatArray:
     """Validate an ``out=`` buffer: an ndarray of exactly ``shape`` and ``dtype``,
     C-contiguous and writable, overlapping no input except those in ``may_alias``
     (which it may equal exactly: elementwise kernels work in place)."""
@@ -91,7 +94,9 @@ def out_array(out, name, shape, dtype, inputs=(), may_alias=()):
     return out
 
 
-def check_float(value, name, low=None, high=None, low_open=False, high_open=False):
+def check_float(value: Any, name: str, low: Optional[float] = None,
+                high: Optional[float] = None, low_open: bool = False,
+                high_open: bool = False) -> float:
     """A finite Python float within [low, high] (ends open where asked)."""
     if isinstance(value, (complex, np.complexfloating)):
         raise TypeError(f"{name} must be a real number, got {value!r}")
@@ -111,7 +116,8 @@ def check_float(value, name, low=None, high=None, low_open=False, high_open=Fals
     return x
 
 
-def check_int(value, name, low=None, high=None):
+def check_int(value: Any, name: str, low: Optional[int] = None,
+              high: Optional[int] = None) -> int:
     """A Python int in [low, high]; ``high`` bounds what a C integer can hold."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got {value!r}")
@@ -135,12 +141,12 @@ def check_threads(n_threads, name="n_threads"):
     return n_threads
 
 
-def check_seed(value, name="seed"):
+def check_seed(value: Any, name: str = "seed") -> int:
     """A seed: an int in [0, 2**64 - 1]."""
     return check_int(value, name, low=0, high=MAX_SEED)
 
 
-def real_array(a, name, dtype=np.float64):
+def real_array(a: Any, name: str, dtype: Any = np.float64) -> NDArray[Any]:
     """``a`` as an array of the real ``dtype``: bools, integers and floats convert;
     complex, object, string and other dtypes raise TypeError instead of being
     truncated or parsed."""
@@ -156,7 +162,7 @@ def real_array(a, name, dtype=np.float64):
         return arr.astype(dtype)
 
 
-def check_betas(betas):
+def check_betas(betas: Any) -> Tuple[float, float]:
     try:
         beta1, beta2 = betas
     except (TypeError, ValueError):
@@ -174,7 +180,7 @@ def check_pair(value, name, meaning):
     return first, second
 
 
-def param_vector(a, name):
+def param_vector(a: Any, name: str) -> FloatArray:
     """A 1-D float buffer updated in place: it can be neither copied nor converted."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a 1-D float32 or float64 numpy.ndarray "
@@ -191,7 +197,7 @@ def param_vector(a, name):
     return a
 
 
-def state_vector(a, name, params, needed_for):
+def state_vector(a: Any, name: str, params: Any, needed_for: str) -> FloatArray:
     if a is None:
         raise ValueError(f"{name} is required {needed_for}")
     a = param_vector(a, name)
@@ -202,7 +208,7 @@ def state_vector(a, name, params, needed_for):
     return a
 
 
-def grad_vector(grads, params):
+def grad_vector(grads: Any, params: Any) -> FloatArray:
     grads = float_array(grads, "grads", 1, params.dtype)
     if grads.shape != params.shape:
         raise ValueError(f"grads must have the shape of params {params.shape}, got {grads.shape}")
@@ -220,7 +226,8 @@ def check_no_overlap(named_arrays, what="optimizer buffer"):
                                  f"must be separate")
 
 
-def dense_layer(X, W, b=None):
+def dense_layer(X: Any, W: Any, b: Any = None
+                ) -> Tuple[FloatArray, FloatArray, Optional[FloatArray]]:
     """X (n_samples, n_in), W (n_in, n_out) and, when given, b (n_out,) of one dtype."""
     X = float_array(X, "X", 2)
     W = float_array(W, "W", 2, X.dtype)
@@ -233,7 +240,10 @@ def dense_layer(X, W, b=None):
     return X, W, b
 
 
-def dense_backward_arrays(X, W, Y, dY, compute_dX, dX_out, dW_out, db_out, delta_out):
+def dense_backward_arrays(X: Any, W: Any, Y: Any, dY: Any, compute_dX: bool, dX_out: Any,
+                          dW_out: Any, db_out: Any, delta_out: Any) -> Tuple[
+        FloatArray, FloatArray, FloatArray, FloatArray, Optional[FloatArray], FloatArray,
+        FloatArray]:
     """Check the arguments of dense_backward; returns (X, W, Y, dY, dX, dW, db) with
     the outputs allocated where not given (dX None unless ``compute_dX``).  The output
     buffers may overlap no input and no other output; ``delta_out`` is checked, not
@@ -256,7 +266,7 @@ def dense_backward_arrays(X, W, Y, dY, compute_dX, dX_out, dW_out, db_out, delta
     return X, W, Y, dY, dX, dW, db
 
 
-def targets(loss_name, Y, T):
+def targets(loss_name: str, Y: Any, T: Any) -> NDArray[Any]:
     """Normalise T for ``loss_name`` against the network output Y of shape (B, K).
 
     cross_entropy: integer labels of shape (B,) in [0, K) -> int64 array, or rows of

@@ -18,10 +18,16 @@ forms), 'lr'.
 """
 import math
 import os
+from typing import TYPE_CHECKING, Any, List
 
 import numpy as np
 
 from . import _validation as v
+from ._typing import PathLike
+
+if TYPE_CHECKING:
+    from .network import MLP
+    from .training import History
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "CSVLogger"]
 
@@ -37,13 +43,13 @@ def __dir__():
 class Callback:
     """Base class of the callbacks: every hook does nothing."""
 
-    def on_train_begin(self, net, history):
+    def on_train_begin(self, net: "MLP", history: "History") -> None:
         pass
 
-    def on_epoch_end(self, history):
+    def on_epoch_end(self, history: "History") -> bool:
         return False
 
-    def on_train_end(self, history):
+    def on_train_end(self, history: "History") -> None:
         pass
 
 
@@ -113,22 +119,23 @@ class EarlyStopping(_Monitor, Callback):
         'auto': 'max' for accuracy and r2 keys, 'min' otherwise.
     """
 
-    def __init__(self, patience=5, min_delta=0.0, restore_best_weights=True,
-                 monitor="val_loss", mode="auto"):
+    def __init__(self, patience: int = 5, min_delta: float = 0.0,
+                 restore_best_weights: bool = True, monitor: str = "val_loss",
+                 mode: str = "auto") -> None:
         super().__init__(monitor, mode, min_delta)
         self.patience = v.check_int(patience, "patience", low=0)
         self.restore_best_weights = bool(restore_best_weights)
-        self._net = None
+        self._net: Any = None          # the MLP between on_train_begin and on_train_end
         self.best = None
         self.wait = 0
         self._best_params = None
 
-    def on_train_begin(self, net, history):
+    def on_train_begin(self, net: "MLP", history: "History") -> None:
         self._resolve(history)
         self._net = net
         self.best, self.wait, self._best_params = self._worst(), 0, None
 
-    def on_epoch_end(self, history):
+    def on_epoch_end(self, history: "History") -> bool:
         value = history[self._key][-1]
         if self._improves(value, self.best):
             self.best, self.wait = value, 0
@@ -142,7 +149,7 @@ class EarlyStopping(_Monitor, Callback):
             return True
         return False
 
-    def on_train_end(self, history):
+    def on_train_end(self, history: "History") -> None:
         if self._best_params is not None:
             self._net.params[...] = self._best_params
         self._net, self._best_params = None, None
@@ -183,8 +190,8 @@ class ModelCheckpoint(_Monitor, Callback):
         The paths written by the last fit call, in order.
     """
 
-    def __init__(self, path, monitor="val_loss", mode="auto", save_best_only=False,
-                 every=1, min_delta=0.0):
+    def __init__(self, path: PathLike, monitor: str = "val_loss", mode: str = "auto",
+                 save_best_only: bool = False, every: int = 1, min_delta: float = 0.0) -> None:
         super().__init__(monitor, mode, min_delta)
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
@@ -196,16 +203,16 @@ class ModelCheckpoint(_Monitor, Callback):
                              f"{self.path!r} ({err})") from None
         self.save_best_only = bool(save_best_only)
         self.every = v.check_int(every, "every", low=1)
-        self.saved = []
-        self._net = None
+        self.saved: List[str] = []
+        self._net: Any = None          # the MLP between on_train_begin and on_train_end
         self.best = None
 
-    def on_train_begin(self, net, history):
+    def on_train_begin(self, net: "MLP", history: "History") -> None:
         if self.save_best_only:
             self._resolve(history)
         self._net, self.best, self.saved = net, self._worst(), []
 
-    def on_epoch_end(self, history):
+    def on_epoch_end(self, history: "History") -> bool:
         epoch = history.epoch[-1]
         if self.save_best_only:
             value = history[self._key][-1]
@@ -219,7 +226,7 @@ class ModelCheckpoint(_Monitor, Callback):
         self.saved.append(path)
         return False
 
-    def on_train_end(self, history):
+    def on_train_end(self, history: "History") -> None:
         self._net = None
 
     def __repr__(self):
@@ -246,7 +253,7 @@ class CSVLogger(Callback):
         Continue an existing file (whose header must match the recorded keys).
     """
 
-    def __init__(self, path, separator=",", append=False):
+    def __init__(self, path: PathLike, separator: str = ",", append: bool = False) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
         if not isinstance(separator, str) or len(separator) != 1 or separator in "\r\n.-":
@@ -255,9 +262,9 @@ class CSVLogger(Callback):
         self.path = os.fspath(path)
         self.separator = separator
         self.append = bool(append)
-        self._keys = None
+        self._keys: Any = None         # the History keys of the columns, once begun
 
-    def on_train_begin(self, net, history):
+    def on_train_begin(self, net: "MLP", history: "History") -> None:
         keys = list(history.recorded)
         header = self.separator.join(keys)
         existing = None
@@ -272,7 +279,7 @@ class CSVLogger(Callback):
                 f.write(header + "\n")
         self._keys = keys
 
-    def on_epoch_end(self, history):
+    def on_epoch_end(self, history: "History") -> bool:
         fields = []
         for key in self._keys:
             value = history[key][-1]

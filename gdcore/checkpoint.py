@@ -5,7 +5,7 @@ network and history classes from its caller (``gdcore.network.load``), so that
 ``gdcore.network`` imports this module and never the reverse.
 
 One ``.npz`` file (a zip of NumPy arrays, read with ``allow_pickle=False``, so loading
-an untrusted file cannot run code) holds:
+an untrusted file cannot run code) holds::
 
     meta              UTF-8 JSON: format/version, the architecture, the training state
                       (epochs trained, the generator's state, the optimizer's class,
@@ -22,6 +22,7 @@ import os
 import struct
 import zipfile
 import zlib
+from typing import Any, Dict
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from . import _validation as v
 from . import optim as _optim
 from . import schedules as _schedules
 from ._io import atomic_write
+from ._typing import PathLike
 
 __all__ = ["save", "restore"]
 
@@ -54,11 +56,11 @@ def _jsonable(value):
     return value
 
 
-def save(net, path):
+def save(net: Any, path: PathLike) -> None:
     """Write the network and its training state to ``path`` (see the module docstring)."""
     from . import __version__
 
-    arrays = {"params": net.params}
+    arrays: Dict[str, Any] = {"params": net.params}
     optimizer = None
     if net.optimizer is not None:
         opt = net.optimizer
@@ -243,10 +245,13 @@ def _read(path):
     return meta, params, state
 
 
-def restore(path, MLP, History):
+def restore(path: PathLike, MLP: Any, History: Any) -> Any:
     """Rebuild the network saved at ``path`` as an ``MLP`` (the class is given, see the
     module docstring), with its optimizer, schedule, generator, epoch count and
-    ``History``, ready to continue training exactly where it stopped."""
+    ``History``, ready to continue training exactly where it stopped.
+
+    ``MLP`` and ``History`` are annotated ``Any`` (and ``save``'s ``net``): this module
+    never imports the classes, not even for type checking."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path!r}")

@@ -12,6 +12,7 @@ Every command takes --help for its options.
 import argparse
 import io
 import os
+import signal
 import sys
 from typing import List, Optional, Sequence
 
@@ -23,6 +24,8 @@ def __dir__():
     return list(__all__)
 
 _DESCRIPTION = __doc__.split("\n\n", 1)[1]
+# SIGPIPE's number (13 on every POSIX system; Windows has no SIGPIPE)
+_SIGPIPE = int(getattr(signal, "SIGPIPE", 13))
 
 
 def _print(*args):
@@ -169,18 +172,25 @@ def _parser():
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line; returns the exit status (argument errors exit with 2
-    after printing the usage of the command concerned)."""
+    """Run the command line; returns the exit status.
+
+    Argument errors exit with 2 after printing the usage of the command concerned.
+    When the reader of the output goes away (``gdcore info | head -1``), the command
+    stops quietly and returns 141 (128 + SIGPIPE), the status a shell reports for a
+    program that SIGPIPE ended, as ``cat`` or ``seq`` do; stdout is pointed at the
+    null device first, so that Python's final flush finds no closed pipe.  The
+    SIGPIPE handler itself is left as Python sets it (ignored, so a write raises
+    BrokenPipeError): ``main`` may run inside another program, whose other pipes a
+    process-wide SIG_DFL would turn into sudden deaths.
+    """
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
     except BrokenPipeError:
-        # the reader went away (`gdcore info | head -1`): stop quietly, as cat does.
-        # Python would report the failed flush of stdout at exit: point stdout at
-        # devnull first.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 1
+        os.close(devnull)
+        return 128 + _SIGPIPE
 
 
 if __name__ == "__main__":

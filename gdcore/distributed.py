@@ -225,7 +225,7 @@ def fit(net: "MLP", X: ArrayLike, T: ArrayLike, comm: Any, epochs: int = 10,
     _agree(comm, error)
 
     optimizer = _resolve_optimizer(net, optimizer)
-    optimizer._ensure_state(net.params)
+    optimizer.prepare(net.params)
     steps = comm.allgather(optimizer.step_count)
     _agree(comm, None if len(set(steps)) == 1 else ValueError(
         f"the ranks' optimizers are at different steps {steps}; start from a fresh "
@@ -233,9 +233,9 @@ def fit(net: "MLP", X: ArrayLike, T: ArrayLike, comm: Any, epochs: int = 10,
     comm.Bcast(net.params, root=0)
     for buf in optimizer.state.values():
         comm.Bcast(buf, root=0)
-    net._rng.bit_generator.state = comm.bcast(net._rng.bit_generator.state, root=0)
+    net.rng.bit_generator.state = comm.bcast(net.rng.bit_generator.state, root=0)
     if seed is not None:
-        net._rng = np.random.default_rng(seed)
+        net.reseed(seed)
     if lr_schedule is not None:
         net.lr_schedule = lr_schedule
     schedule = net.lr_schedule
@@ -248,7 +248,7 @@ def fit(net: "MLP", X: ArrayLike, T: ArrayLike, comm: Any, epochs: int = 10,
     high = low + X.shape[0]
     B = N if batch_size is None else min(batch_size, N)
     n_steps = math.ceil(N / B)
-    stochastic = bool(input_noise) or net._stochastic
+    stochastic = bool(input_noise) or net.stochastic
     P = net.n_params
     reduced = np.empty(P + 1, dtype=net.dtype)
     X_buf = np.empty((min(B, X.shape[0]),) + X.shape[1:], dtype=X.dtype)
@@ -264,9 +264,9 @@ def fit(net: "MLP", X: ArrayLike, T: ArrayLike, comm: Any, epochs: int = 10,
             if schedule is not None:
                 optimizer.lr = schedule.lr_at(epoch)
             lr = optimizer.lr
-            order = (net._rng.permutation(N).astype(np.int64)
+            order = (net.rng.permutation(N).astype(np.int64)
                      if shuffle and batch_size is not None else np.arange(N, dtype=np.int64))
-            seeds = (net._rng.bit_generator.random_raw(n_steps).astype(np.uint64)
+            seeds = (net.rng.bit_generator.random_raw(n_steps).astype(np.uint64)
                      if stochastic else np.zeros(n_steps, dtype=np.uint64))
             total = 0.0
             for k in range(n_steps):

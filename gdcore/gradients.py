@@ -1,18 +1,31 @@
 """Numerical gradients by central differences."""
+from typing import Any, Callable, Union
+
 import numpy as np
 
 from . import _validation as v
+from ._typing import ArrayLike, NDArray
+
+__all__ = ["numerical_gradient"]
 
 
-def numerical_gradient(f, x, h=1e-5):
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
+
+
+def numerical_gradient(f: Callable[..., Any], x: ArrayLike, h: float = 1e-5
+                       ) -> Union[float, NDArray[np.float64]]:
     """Central-difference gradient of a scalar function.
+
+    ::
 
         df/dx_i ~ (f(x + h e_i) - f(x - h e_i)) / (2 h)
 
     The truncation error is O(h^2), the rounding error O(eps / h); h = 1e-5 balances
     them for float64 inputs of order 1 (relative error near 1e-10).  The step is
-    scaled to the point, h_i = h * max(1, |x_i|), so that it stays above the spacing
-    of floats at large |x_i| (a fixed step vanishes there: x + h == x and the
+    scaled to the point, ``h_i = h * max(1, |x_i|)``, so that it stays above the spacing
+    of floats at large ``|x_i|`` (a fixed step vanishes there: x + h == x and the
     gradient reads 0).
 
     Parameters

@@ -19,11 +19,13 @@ one in use (the best this CPU runs, or the ``GDCORE_ISA`` environment variable's
 """
 import importlib
 import os
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from . import _constants, _cpu, _openmp
 from . import _validation as v
+from ._typing import ArrayLike, FloatArray, Threads
 from .reference.optimizers import optimizer_state
 
 ISAS = ("avx512", "avx2", "baseline")
@@ -81,7 +83,8 @@ _LOSS = {name: code for code, name in enumerate(_constants.LOSSES)}
 _PARAMETRISED = _constants.ACTIVATIONS[_constants.ACTIVATIONS.index("leaky_relu"):]
 
 
-def activation(name, U, *, out=None, n_threads=None):
+def activation(name: str, U: ArrayLike, *, out: Optional[FloatArray] = None,
+               n_threads: Threads = None) -> FloatArray:
     """Y = f(U); see ``gdcore.reference.activation``."""
     name, params = v.activation_spec(name)
     U = v.float_array(U, "U", 2)
@@ -91,7 +94,9 @@ def activation(name, U, *, out=None, n_threads=None):
     return out
 
 
-def activation_backward(name, Y, dY, *, out=None, n_threads=None):
+def activation_backward(name: Any, Y: ArrayLike, dY: ArrayLike, *,
+                        out: Optional[FloatArray] = None,
+                        n_threads: Threads = None) -> FloatArray:
     """dE/dU from Y (U for gelu and silu) and dE/dY; see
     ``gdcore.reference.activation_backward``."""
     name, params = v.activation_spec(name)
@@ -104,7 +109,8 @@ def activation_backward(name, Y, dY, *, out=None, n_threads=None):
     return out
 
 
-def dense_forward(X, W, b, activation, *, out=None, n_threads=None):
+def dense_forward(X: ArrayLike, W: ArrayLike, b: Optional[ArrayLike], activation: str, *,
+                  out: Optional[FloatArray] = None, n_threads: Threads = None) -> FloatArray:
     """Y = f(X @ W + b) in one GEMM and one fused epilogue; see
     ``gdcore.reference.dense_forward``.  A parametrised activation runs as a second
     pass over the output, after the GEMM and the bias."""
@@ -121,8 +127,11 @@ def dense_forward(X, W, b, activation, *, out=None, n_threads=None):
     return out
 
 
-def dense_backward(X, W, Y, dY, activation, *, compute_dX=True, dX_out=None,
-                   dW_out=None, db_out=None, delta_out=None, n_threads=None):
+def dense_backward(X: ArrayLike, W: ArrayLike, Y: ArrayLike, dY: ArrayLike, activation: str,
+                   *, compute_dX: bool = True, dX_out: Optional[FloatArray] = None,
+                   dW_out: Optional[FloatArray] = None, db_out: Optional[FloatArray] = None,
+                   delta_out: Optional[FloatArray] = None, n_threads: Threads = None
+                   ) -> Tuple[Optional[FloatArray], FloatArray, FloatArray]:
     """(dX or None, dW, db) of a dense layer; see ``gdcore.reference.dense_backward``.
 
     ``delta_out`` is the workspace for D = dY * f'(Y); it is not used (and need not be
@@ -161,11 +170,12 @@ def _loss(name, Y, T, out, want_delta, n_threads):
     return value, D
 
 
-def loss(name, Y, T, *, n_threads=None):
+def loss(name: str, Y: ArrayLike, T: ArrayLike, *, n_threads: Threads = None) -> float:
     """The batch loss as a Python float; see ``gdcore.reference.loss``."""
     return _loss(name, Y, T, None, False, n_threads)[0]
 
 
-def loss_delta(name, Y, T, *, out=None, n_threads=None):
+def loss_delta(name: str, Y: ArrayLike, T: ArrayLike, *, out: Optional[FloatArray] = None,
+               n_threads: Threads = None) -> Tuple[float, FloatArray]:
     """(loss, D) in one fused pass per row; see ``gdcore.reference.loss_delta``."""
     return _loss(name, Y, T, out, True, n_threads)

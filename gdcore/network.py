@@ -1,5 +1,7 @@
 """A multilayer perceptron whose parameters live in one flat buffer.
 
+::
+
     net = gd.MLP([784, 256, 128, 10], activation="relu", output="softmax",
                  loss="cross_entropy", dtype="float32", seed=0)
     opt = gd.optim.Adam(lr=1e-3)
@@ -16,6 +18,8 @@ random numbers.
 import math
 import numbers
 from collections import namedtuple
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Sequence, Tuple,
+                    Union)
 
 import numpy as np
 
@@ -26,7 +30,13 @@ from . import kernels as _kernels
 from . import optim as _optim
 from . import training as _training
 from .reference import network as _reference_network
+from ._typing import ArrayLike, FloatArray, IntArray, NDArray, PathLike, Threads
 from .gradients import numerical_gradient
+
+if TYPE_CHECKING:
+    from .callbacks import Callback
+    from .schedules import Schedule
+    from .training import EarlyStopping, History
 
 __all__ = ["MLP", "Layer", "gradcheck", "GradcheckResult", "load"]
 
@@ -70,7 +80,8 @@ class Layer:
 
     __slots__ = ("W", "b", "dW", "db", "activation", "n_in", "n_out")
 
-    def __init__(self, W, b, dW, db, activation):
+    def __init__(self, W: FloatArray, b: FloatArray, dW: FloatArray, db: FloatArray,
+                 activation: str) -> None:
         self.W, self.b, self.dW, self.db = W, b, dW, db
         self.activation = activation
         self.n_in, self.n_out = W.shape
@@ -174,8 +185,11 @@ class MLP:
     network with the same seed start from the same weights.  Biases are zero.
     """
 
-    def __init__(self, layer_sizes, activation="relu", output=None, loss=None,
-                 dtype="float32", seed=0, backend="native", dropout=None, init=None):
+    def __init__(self, layer_sizes: Sequence[int], activation: Union[str, Sequence[str]] = "relu",
+                 output: Optional[str] = None, loss: Optional[str] = None,
+                 dtype: Any = "float32", seed: Optional[int] = 0, backend: str = "native",
+                 dropout: Union[None, float, Sequence[float]] = None,
+                 init: Any = None) -> None:
         sizes = self._check_sizes(layer_sizes)
         n_hidden = len(sizes) - 2
         if _is_one_spec(activation):
@@ -217,9 +231,9 @@ class MLP:
         self._workspace = None
         # training state, carried across fit/partial_fit calls and saved by save()
         from .training import History
-        self.optimizer = None
+        self.optimizer: Optional[_optim.Optimizer] = None
         self.epochs_trained = 0
-        self.lr_schedule = None
+        self.lr_schedule: Optional["Schedule"] = None
         self.history = History()
 
     # -- construction helpers --------------------------------------------------
@@ -349,7 +363,7 @@ class MLP:
                 f"dtype={self.dtype.name!r}, backend={self.backend!r})")
 
     @property
-    def params(self):
+    def params(self) -> FloatArray:
         """All weights and biases, one flat buffer (the layers' W and b are views of it).
 
         The attribute is read-only: the network, its layer views and its native
@@ -358,32 +372,32 @@ class MLP:
         return self._params
 
     @params.setter
-    def params(self, value):
+    def params(self, value: Any) -> None:
         raise AttributeError("net.params is the network's own buffer and cannot be "
                              "replaced; copy values into it with net.params[...] = x")
 
     @property
-    def grads(self):
+    def grads(self) -> FloatArray:
         """The gradient of the last step, laid out like ``params`` (read-only
         attribute, as ``params``; ``net.grads[...] = g`` writes into it)."""
         return self._grads
 
     @grads.setter
-    def grads(self, value):
+    def grads(self, value: Any) -> None:
         raise AttributeError("net.grads is the network's own buffer and cannot be "
                              "replaced; copy values into it with net.grads[...] = g")
 
     @property
-    def n_params(self):
+    def n_params(self) -> int:
         return self.params.shape[0]
 
     @property
-    def is_classifier(self):
+    def is_classifier(self) -> bool:
         return self.loss_name in ("cross_entropy", "binary_cross_entropy")
 
     # -- input checks -----------------------------------------------------------
 
-    def _check_X(self, X, name="X", convert=False):
+    def _check_X(self, X: Any, name: str = "X", convert: bool = False) -> FloatArray:
         """X as a C-contiguous (n_samples, n_in) array of the network's dtype.
 
         ``convert``: any real (bool, integer or float) array-like is converted once to
@@ -412,7 +426,8 @@ class MLP:
             return X    # stays a memmap, so the forward pass reads it in blocks
         return np.ascontiguousarray(X)
 
-    def _check_T(self, T, n_samples, name="T", convert=False):
+    def _check_T(self, T: Any, n_samples: int, name: str = "T",
+                 convert: bool = False) -> NDArray[Any]:
         """T in the form the kernels take: int64 labels (B,) for cross-entropy, or
         (B, n_out) targets of the network dtype.
 
@@ -481,7 +496,7 @@ class MLP:
 
     # -- inference --------------------------------------------------------------
 
-    def forward(self, X, n_threads=None):
+    def forward(self, X: ArrayLike, n_threads: Threads = None) -> FloatArray:
         """The network output for X, shape (n_samples, n_out), without dropout.
 
         X may be any real array-like; it is converted once to the network's dtype.
@@ -504,14 +519,15 @@ class MLP:
                                       n_threads=n_threads)
         return Y
 
-    def predict_proba(self, X, n_threads=None):
+    def predict_proba(self, X: ArrayLike, n_threads: Threads = None) -> FloatArray:
         """Class probabilities (softmax or sigmoid outputs), shape (n_samples, n_out)."""
         if not self.is_classifier:
             raise ValueError(f"predict_proba needs a classifier; this network's loss is "
                              f"{self.loss_name!r}")
         return self.forward(X, n_threads)
 
-    def predict(self, X, n_threads=None, batch_size=None):
+    def predict(self, X: Any, n_threads: Threads = None,
+                batch_size: Optional[int] = None) -> NDArray[Any]:
         """Class labels for classifiers (argmax of softmax; sigmoid outputs > 0.5, as
         (n_samples,) for one output), values for regression ((n_samples,) for one
         output).
@@ -546,7 +562,7 @@ class MLP:
             Y = np.exp(Y)           # the rate; the network outputs its logarithm
         return Y[:, 0] if Y.shape[1] == 1 else Y
 
-    def loss(self, X, T, n_threads=None):
+    def loss(self, X: ArrayLike, T: ArrayLike, n_threads: Threads = None) -> float:
         """The data loss on (X, T) without dropout or regularization."""
         X = self._check_X(X, convert=True)
         T = self._check_T(T, X.shape[0], convert=True)
@@ -554,7 +570,8 @@ class MLP:
         return kernels.loss(self.loss_spec, self.forward(X, n_threads), T,
                             n_threads=n_threads)
 
-    def evaluate(self, X, T, n_threads=None):
+    def evaluate(self, X: ArrayLike, T: ArrayLike, n_threads: Threads = None
+                 ) -> Dict[str, float]:
         """{'loss': data loss, 'accuracy': fraction correct (classifiers only)}.
 
         X and T are converted as in ``fit``."""
@@ -576,8 +593,10 @@ class MLP:
     # ``gdcore.training.fit(net, X, T, ...)``, whose docstring documents it
     fit = _training.fit
 
-    def partial_fit(self, X, T, optimizer=None, l1=0.0, l2=0.0, input_noise=0.0,
-                    n_threads=None):
+    def partial_fit(self, X: ArrayLike, T: ArrayLike,
+                    optimizer: Optional[_optim.Optimizer] = None, l1: float = 0.0,
+                    l2: float = 0.0, input_noise: float = 0.0,
+                    n_threads: Threads = None) -> float:
         """One gradient step on the batch (X, T), for online learning; returns the
         batch loss.  Uses and updates the same training state as ``fit``: calling it
         over the batches ``fit(..., shuffle=False)`` would make, in order, gives the
@@ -586,7 +605,7 @@ class MLP:
         return partial_fit(self, X, T, optimizer=optimizer, l1=l1, l2=l2,
                            input_noise=input_noise, n_threads=n_threads)
 
-    def save(self, path):
+    def save(self, path: PathLike) -> None:
         """Save architecture, parameters and training state atomically (see
         ``gdcore.checkpoint``); ``gd.load(path)`` restores it."""
         _checkpoint.save(self, path)
@@ -594,27 +613,45 @@ class MLP:
     # -- the interface of the training loops (gdcore.training) --------------------
 
     @property
-    def rng(self):
+    def rng(self) -> np.random.Generator:
         """The network's random generator: it draws the shuffling order and the step
         seeds of dropout and input noise (``fit(seed=...)`` replaces it)."""
         return self._rng
 
-    def reseed(self, seed):
+    def reseed(self, seed: Any) -> None:
         """Replace the random generator by ``numpy.random.default_rng(seed)``."""
         self._rng = np.random.default_rng(seed)
 
     @property
-    def stochastic(self):
+    def stochastic(self) -> bool:
         """Whether a training step draws random numbers of its own (dropout)."""
         return self._stochastic
 
-    def train_batch(self, X, T, optimizer, l1, l2, input_noise, seed, n_threads):
+    @property
+    def keep_probabilities(self) -> Tuple[float, ...]:
+        """Per layer, the probability that dropout keeps a unit of the layer's output in
+        training: 1 - the layer's dropout rate, and 1.0 for the output layer."""
+        return tuple(self._keep)
+
+    @property
+    def output_backward(self) -> str:
+        """The activation whose derivative the backward pass applies at the output:
+        'identity' for the canonical pairs of output and loss (their loss delta is
+        already the derivative with respect to the output layer's pre-activation), the
+        output activation otherwise (sigmoid with squared error)."""
+        return self._output_backward
+
+    def train_batch(self, X: FloatArray, T: NDArray[Any], optimizer: _optim.Optimizer,
+                    l1: float, l2: float, input_noise: float, seed: int,
+                    n_threads: Threads) -> float:
         """One training step on a checked batch with a given step ``seed``; returns the
         batch loss.  The loop body of ``fit``'s Python epochs."""
         return self._step(X, T, optimizer, True, l1, l2, input_noise, seed, n_threads)
 
-    def native_epoch(self, X, T, order, batch_size, optimizer, seeds, l1, l2, input_noise,
-                     n_threads, lr_at_step=None):
+    def native_epoch(self, X: FloatArray, T: NDArray[Any], order: Optional[IntArray],
+                     batch_size: int, optimizer: _optim.Optimizer, seeds: NDArray[np.uint64],
+                     l1: float, l2: float, input_noise: float, n_threads: Threads,
+                     lr_at_step: Optional[Callable[[int], float]] = None) -> float:
         """One epoch of steps in one native call (native backend): batches of
         ``batch_size`` rows of the checked (X, T), gathered in ``order`` (int64 row
         indices) or taken in place when ``order`` is None, one step seed each from
@@ -679,7 +716,8 @@ class MLP:
         """A 64-bit seed for this step's dropout/noise, drawn only when needed."""
         return int(self._rng.bit_generator.random_raw())
 
-    def gradient(self, X, T, n_threads=None):
+    def gradient(self, X: ArrayLike, T: ArrayLike, n_threads: Threads = None
+                 ) -> Tuple[float, FloatArray]:
         """(loss, gradient) of the data loss at the current parameters, without
         dropout or regularization; the gradient is a flat copy laid out like
         ``params``.  Nothing is updated."""
@@ -688,8 +726,9 @@ class MLP:
         loss = self._step(X, T, None, False, 0.0, 0.0, 0.0, 0, n_threads)
         return loss, self.grads.copy()
 
-    def train_step(self, X, T, optimizer, *, l1=0.0, l2=0.0, input_noise=0.0,
-                   n_threads=None):
+    def train_step(self, X: ArrayLike, T: ArrayLike, optimizer: _optim.Optimizer, *,
+                   l1: float = 0.0, l2: float = 0.0, input_noise: float = 0.0,
+                   n_threads: Threads = None) -> float:
         """One gradient-descent step on the batch (X, T): forward (with dropout),
         loss, backward, optional l1/l2 penalties on the weights (not the biases) and
         Gaussian input noise, and the optimizer's update of ``params``.  Returns the
@@ -811,7 +850,7 @@ class MLP:
                                                noise, seed, sample_weight)
 
 
-def load(path):
+def load(path: PathLike) -> MLP:
     """Rebuild the network saved at ``path`` (by ``MLP.save``), with its optimizer,
     schedule, generator, epoch count and history, ready to continue training exactly
     where it stopped.  A missing file raises FileNotFoundError; a corrupt, truncated or
@@ -823,12 +862,13 @@ def load(path):
 GradcheckResult = namedtuple("GradcheckResult", "max_rel_error max_abs_error passed")
 
 
-def gradcheck(net, X, T, h=1e-6, rtol=1e-6):
+def gradcheck(net: MLP, X: ArrayLike, T: ArrayLike, h: float = 1e-6,
+              rtol: float = 1e-6) -> "GradcheckResult":
     """Compare ``net.gradient`` with central differences of ``net.loss``.
 
     The check runs on a float64 copy of the network (central differences need the
     precision), so it also checks float32 networks' formulas.  The relative error is
-    max |analytic - numerical| / max(max |numerical|, max |analytic|), over all
+    ``max |analytic - numerical| / max(max |numerical|, max |analytic|)``, over all
     parameters.
 
     Returns

@@ -1,5 +1,7 @@
 """Optimizers over flat parameter buffers, with ``torch.optim``'s rules and defaults.
 
+::
+
     opt = gd.optim.Adam(lr=1e-3)
     opt.step(params, grads)          # in place; state allocated on the first step
     opt.lr = 1e-4                    # settable between steps (schedules)
@@ -20,12 +22,14 @@ rejected at construction, as PyTorch rejects them, except that ``eps`` must be >
 import contextlib
 import math
 import types
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from . import _backends, _constants
 from . import _validation as v
 from . import reference as _reference
+from ._typing import ArrayLike, FloatArray, NDArray, Threads
 from .reference.optimizers import (adam_step_scalars, nadam_mu_product, nadam_step_scalars,
                                    radam_step_scalars, rprop_options)
 
@@ -43,18 +47,18 @@ class Optimizer:
     ``_kernel_kwargs`` / ``_native_scalars`` (the per-step arguments).
     """
 
-    kernel = None
-    _native = None
-    _defaults = {}
-    _state_options = ()     # hyperparameters that shape the state (momentum, amsgrad, ...)
-    _clip = None            # gradient clipping: (CLIP_ code, value, norm_type) or None
-    _groups = ()            # parameter groups, as check_param_groups returns them
-    _options_cache = None   # (layout, native_options(layout))
+    kernel: str = None      # type: ignore[assignment]  # set by every subclass
+    _native: str = None     # type: ignore[assignment]  # set by every subclass
+    _defaults: Dict[str, Any] = {}
+    _state_options: Tuple[str, ...] = ()   # hyperparameters that shape the state
+    _clip: Optional[Tuple[int, float, float]] = None   # (CLIP_ code, value, norm_type)
+    _groups: Tuple[Any, ...] = ()     # parameter groups, as check_param_groups returns them
+    _options_cache: Optional[Tuple[Any, Any]] = None   # (layout, native_options(layout))
 
-    def __init__(self, backend="native", **hyperparameters):
+    def __init__(self, backend: str = "native", **hyperparameters: Any) -> None:
         self.backend = _backends.check(backend)
         self._hyper = self._check(dict(self._defaults, **hyperparameters))
-        self._state = {}
+        self._state: Dict[str, FloatArray] = {}
         self._step_count = 0
         self._state_params = None    # the buffer the state was last checked against
         self._plan = None            # cached _native_plan() of the current state
@@ -69,11 +73,11 @@ class Optimizer:
         raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
 
     @property
-    def lr(self):
+    def lr(self) -> float:
         return self._hyper["lr"]
 
     @lr.setter
-    def lr(self, value):
+    def lr(self, value: float) -> None:
         self._hyper["lr"] = v.check_float(value, "lr", 0.0)
         self._scalars = None
 
@@ -85,7 +89,7 @@ class Optimizer:
         object.__setattr__(self, name, value)
 
     @property
-    def hyperparameters(self):
+    def hyperparameters(self) -> Dict[str, Any]:
         """A copy of the hyperparameters."""
         return dict(self._hyper)
 
@@ -96,7 +100,7 @@ class Optimizer:
     # -- state ----------------------------------------------------------------
 
     @property
-    def state(self):
+    def state(self) -> Mapping[str, FloatArray]:
         """The state buffers by name, as a read-only mapping.
 
         The arrays are the live buffers the next step updates: their values may be read
@@ -107,12 +111,12 @@ class Optimizer:
         return types.MappingProxyType(self._state)
 
     @property
-    def step_count(self):
+    def step_count(self) -> int:
         """Updates made so far (the ``t`` of bias corrections and rate decays)."""
         return self._step_count
 
     @step_count.setter
-    def step_count(self, value):
+    def step_count(self, value: int) -> None:
         self._step_count = v.check_int(value, "step_count", low=0, high=v.MAX_STEP)
 
     # -- pickling -------------------------------------------------------------
@@ -148,7 +152,24 @@ class Optimizer:
         self._state_params = params
         self._plan = None
 
-    def step(self, params, grads, n_threads=None):
+    def prepare(self, params: FloatArray) -> Mapping[str, FloatArray]:
+        """Allocate the state for ``params`` (before the first step), or check that the
+        state fits them (length and dtype); returns the ``state`` mapping.
+
+        For code that runs the update itself rather than through ``step`` (the
+        network's training step, its NumPy twin, the distributed loop).  Raises
+        ValueError when the state was made for a buffer of another length or dtype."""
+        self._ensure_state(params)
+        return self.state
+
+    def kernel_arguments(self, step: int) -> Dict[str, Any]:
+        """The keyword arguments of the update kernel ``kernel`` for update number
+        ``step`` (1-based): the hyperparameters it takes, and ``step`` where it uses
+        one.  The state buffers and ``n_threads`` are not included."""
+        return self._kernel_kwargs(step)
+
+    def step(self, params: FloatArray, grads: ArrayLike,
+             n_threads: Threads = None) -> FloatArray:
         """One update of ``params`` in place from ``grads``; returns ``params``.
 
         With gradient clipping set (``set_clipping``), ``grads`` is first clipped in
@@ -202,7 +223,7 @@ class Optimizer:
             kwargs["step"] = step
         return kwargs
 
-    _state_only = ()
+    _state_only: Tuple[str, ...] = ()
     _uses_step = True
 
     def _clip_grads(self, kernels, grads, n_threads):
@@ -334,7 +355,7 @@ class Optimizer:
 
     # -- state dict -----------------------------------------------------------
 
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         """The optimizer's full state: {'optimizer', 'hyperparameters', 'step', 'state'}.
 
         Arrays are copies; the dict holds only names, numbers and NumPy arrays, so it can
@@ -348,7 +369,7 @@ class Optimizer:
             "param_groups": self.param_groups,
         }
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a ``state_dict``: hyperparameters, step count and state buffers."""
         try:
             name = state_dict["optimizer"]
@@ -391,7 +412,7 @@ class Optimizer:
         self._plan = None
         self._scalars = None
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget the state and the step count (the hyperparameters stay)."""
         self._state = {}
         self._step_count = 0
@@ -402,11 +423,11 @@ class Optimizer:
 
     # -- the interface of the training loops (gdcore.training) ----------------------
 
-    def snapshot(self):
+    def snapshot(self) -> Tuple[Dict[str, FloatArray], int]:
         """Copies of the state buffers and the step count, for ``restore``."""
         return {k: buf.copy() for k, buf in self._state.items()}, self._step_count
 
-    def restore(self, snapshot):
+    def restore(self, snapshot: Tuple[Dict[str, FloatArray], int]) -> None:
         """Put back the state and step count a ``snapshot()`` copied (in place, into the
         same buffers; no state in the snapshot resets the optimizer's)."""
         state, steps = snapshot
@@ -417,13 +438,16 @@ class Optimizer:
             self.reset()
         self._step_count = steps
 
-    def native_plan(self, params):
+    def native_plan(self, params: FloatArray
+                    ) -> Tuple[int, int, List[Optional[FloatArray]]]:
         """(kind code, flags, state buffers) of the native train step for ``params``,
         allocating or checking the state first."""
         self._ensure_state(params)
         return self._native_plan()
 
-    def native_scalars(self, n_steps, lr_at_step=None, groups=None):
+    def native_scalars(self, n_steps: int,
+                       lr_at_step: Optional[Callable[[int], float]] = None,
+                       groups: Optional[Sequence[Any]] = None) -> NDArray[np.float64]:
         """The float64 scalars of the next ``n_steps`` steps, (n_steps, N_SCALARS).
 
         ``lr_at_step``: a function of the step index (the number of updates before the
@@ -599,6 +623,8 @@ def _check_common(h, names):
 class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum.
 
+    ::
+
         g = grad + weight_decay * p
         if momentum != 0:
             b = g  (first step);   b = momentum * b + (1 - dampening) * g  (after)
@@ -615,8 +641,9 @@ class SGD(Optimizer):
                  "nesterov": False}
     _state_options = ("momentum",)
 
-    def __init__(self, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, backend="native"):
+    def __init__(self, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False,
+                 backend: str = "native") -> None:
         super().__init__(backend, lr=lr, momentum=momentum, dampening=dampening,
                          weight_decay=weight_decay, nesterov=nesterov)
 
@@ -644,6 +671,8 @@ class SGD(Optimizer):
 class Adagrad(Optimizer):
     """Adagrad.
 
+    ::
+
         g = grad + weight_decay * p
         clr = lr / (1 + (t - 1) * lr_decay)
         s = s + g^2        (s starts at initial_accumulator_value)
@@ -660,8 +689,9 @@ class Adagrad(Optimizer):
     _state_options = ("initial_accumulator_value",)
     _state_only = ("initial_accumulator_value",)
 
-    def __init__(self, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, eps=1e-10, backend="native"):
+    def __init__(self, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10,
+                 backend: str = "native") -> None:
         super().__init__(backend, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                          initial_accumulator_value=initial_accumulator_value, eps=eps)
 
@@ -680,6 +710,8 @@ class Adagrad(Optimizer):
 class Adadelta(Optimizer):
     """Adadelta (eps inside both square roots).
 
+    ::
+
         g = grad + weight_decay * p
         v = rho * v + (1 - rho) * g^2
         delta = sqrt(u + eps) / sqrt(v + eps) * g
@@ -694,7 +726,8 @@ class Adadelta(Optimizer):
     _defaults = {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0}
     _uses_step = False
 
-    def __init__(self, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, backend="native"):
+    def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
+                 weight_decay: float = 0.0, backend: str = "native") -> None:
         super().__init__(backend, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
 
     def _check(self, h):
@@ -711,6 +744,8 @@ class Adadelta(Optimizer):
 
 class RMSprop(Optimizer):
     """RMSprop (eps outside the square root).
+
+    ::
 
         g = grad + weight_decay * p
         v = alpha * v + (1 - alpha) * g^2
@@ -730,8 +765,9 @@ class RMSprop(Optimizer):
     _state_options = ("momentum", "centered")
     _uses_step = False
 
-    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False, backend="native"):
+    def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
+                 backend: str = "native") -> None:
         super().__init__(backend, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                          momentum=momentum, centered=centered)
 
@@ -752,6 +788,8 @@ class RMSprop(Optimizer):
 class Adam(Optimizer):
     """Adam, with L2 weight decay coupled into the gradient.
 
+    ::
+
         g = grad + weight_decay * p
         m = m + (1 - beta1) (g - m)
         v = beta2 * v + (1 - beta2) * g^2
@@ -769,8 +807,9 @@ class Adam(Optimizer):
     _state_options = ("amsgrad",)
     _decoupled = False
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, backend="native"):
+    def __init__(self, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False,
+                 backend: str = "native") -> None:
         super().__init__(backend, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad)
 
@@ -796,6 +835,8 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """AdamW: Adam with decoupled weight decay, applied before the moments.
 
+    ::
+
         p = p * (1 - lr * weight_decay)
         then the Adam step with weight_decay = 0
 
@@ -807,8 +848,9 @@ class AdamW(Adam):
     _defaults = dict(Adam._defaults, weight_decay=1e-2)
     _decoupled = True
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, backend="native"):
+    def __init__(self, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False,
+                 backend: str = "native") -> None:
         Optimizer.__init__(self, backend, lr=lr, betas=betas, eps=eps,
                            weight_decay=weight_decay, amsgrad=amsgrad)
 

@@ -33,7 +33,8 @@ asked for any epoch in any order.  ``ReduceLROnPlateau`` is driven by ``epoch_en
 import bisect
 import math
 from collections.abc import Mapping
-from typing import Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
+from typing import Mapping as _MappingType
 
 import numpy as np
 
@@ -80,12 +81,12 @@ class Schedule:
     _state_names: Tuple[str, ...] = ("base_lr",)
     unit = "epoch"     # what lr_at's argument counts: 'epoch' or 'step'
 
-    def __init__(self):
-        self.base_lr = None
+    def __init__(self) -> None:
+        self.base_lr: Optional[float] = None
 
     # -- what fit calls -------------------------------------------------------
 
-    def start(self, base_lr):
+    def start(self, base_lr: float) -> None:
         """Remember ``base_lr`` (the optimizer's lr when training starts).
 
         Only the first call counts: ``fit`` calls it at every fit call, and a resumed
@@ -100,7 +101,7 @@ class Schedule:
             self.base_lr = base_lr
             self._on_start()
 
-    def lr_at(self, epoch):
+    def lr_at(self, epoch: int) -> float:
         """The learning rate for epoch ``epoch``.
 
         Parameters
@@ -122,18 +123,18 @@ class Schedule:
         self._check_started("lr_at")
         return float(self._rate(epoch))
 
-    def epoch_end(self, epoch, metrics):
+    def epoch_end(self, epoch: int, metrics: Dict[str, Any]) -> None:
         """Called after each epoch with its metrics ('loss' and, with validation
         data, 'val_loss' and 'val_accuracy'); the decay schedules ignore it."""
 
     # -- state ----------------------------------------------------------------
 
     @property
-    def params(self):
+    def params(self) -> Dict[str, Any]:
         """The constructor parameters, as a dict."""
         return {name: getattr(self, name) for name in self._param_names}
 
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         """The schedule as plain JSON values.
 
         Returns
@@ -146,7 +147,7 @@ class Schedule:
         return {"type": type(self).__name__, "params": self.params, "state": self._state()}
 
     @staticmethod
-    def from_state_dict(d):
+    def from_state_dict(d: _MappingType[str, Any]) -> "Schedule":
         """Rebuild a schedule from ``state_dict()``; see the module-level
         ``from_state_dict``."""
         return from_state_dict(d)
@@ -213,7 +214,7 @@ class StepDecay(Schedule):
 
     _param_names = ("step_size", "gamma", "unit")
 
-    def __init__(self, step_size, gamma=0.1, unit="epoch"):
+    def __init__(self, step_size: int, gamma: float = 0.1, unit: str = "epoch") -> None:
         super().__init__()
         self.unit = _check_unit(unit)
         self.step_size = v.check_int(step_size, "step_size", low=1)
@@ -238,7 +239,7 @@ class ExponentialDecay(Schedule):
 
     _param_names = ("gamma", "unit")
 
-    def __init__(self, gamma, unit="epoch"):
+    def __init__(self, gamma: float, unit: str = "epoch") -> None:
         super().__init__()
         self.unit = _check_unit(unit)
         self.gamma = _check_factor(gamma, "gamma")
@@ -264,7 +265,7 @@ class InverseTimeDecay(Schedule):
 
     _param_names = ("decay_rate", "decay_steps", "unit")
 
-    def __init__(self, decay_rate, decay_steps=1, unit="epoch"):
+    def __init__(self, decay_rate: float, decay_steps: int = 1, unit: str = "epoch") -> None:
         super().__init__()
         self.unit = _check_unit(unit)
         self.decay_rate = v.check_float(decay_rate, "decay_rate", 0.0)
@@ -298,7 +299,7 @@ class CosineAnnealing(Schedule):
 
     _param_names = ("T_max", "eta_min", "unit")
 
-    def __init__(self, T_max, eta_min=0.0, unit="epoch"):
+    def __init__(self, T_max: int, eta_min: float = 0.0, unit: str = "epoch") -> None:
         super().__init__()
         self.unit = _check_unit(unit)
         self.T_max = v.check_int(T_max, "T_max", low=1)
@@ -361,8 +362,8 @@ class ReduceLROnPlateau(Schedule):
     _param_names = ("monitor", "factor", "patience", "min_delta", "cooldown", "min_lr")
     _state_names = ("base_lr", "lr", "best", "bad_epochs", "cooldown_counter")
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4,
-                 cooldown=0, min_lr=0.0):
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0) -> None:
         super().__init__()
         self.monitor = v.check_name(monitor, "monitor", ("val_loss", "loss"))
         self.factor = v.check_float(factor, "factor", 0.0, 1.0, high_open=True)
@@ -370,8 +371,8 @@ class ReduceLROnPlateau(Schedule):
         self.min_delta = v.check_float(min_delta, "min_delta", 0.0)
         self.cooldown = v.check_int(cooldown, "cooldown", low=0)
         self.min_lr = v.check_float(min_lr, "min_lr", 0.0)
-        self.lr = None
-        self.best = None
+        self.lr: Any = None                 # a float once started
+        self.best: Optional[float] = None
         self.bad_epochs = 0
         self.cooldown_counter = 0
 
@@ -397,7 +398,7 @@ class ReduceLROnPlateau(Schedule):
             raise TypeError(f"metrics[{self.monitor!r}] must be a real number, got "
                             f"{value!r}") from None
 
-    def epoch_end(self, epoch, metrics):
+    def epoch_end(self, epoch: int, metrics: Dict[str, Any]) -> None:
         """Update the plateau state with the metrics of epoch ``epoch``.
 
         Parameters
@@ -466,7 +467,8 @@ class LinearWarmup(Schedule):
 
     _param_names = ("total_iters", "start_factor", "end_factor", "unit")
 
-    def __init__(self, total_iters, start_factor=1.0 / 3, end_factor=1.0, unit="step"):
+    def __init__(self, total_iters: int, start_factor: float = 1.0 / 3,
+                 end_factor: float = 1.0, unit: str = "step") -> None:
         super().__init__()
         self.total_iters = v.check_int(total_iters, "total_iters", low=1)
         self.start_factor = v.check_float(start_factor, "start_factor", 0.0, 1.0,
@@ -519,8 +521,10 @@ class OneCycle(Schedule):
     _param_names = ("total_steps", "max_lr", "pct_start", "anneal_strategy", "div_factor",
                     "final_div_factor", "three_phase", "unit")
 
-    def __init__(self, total_steps, max_lr=None, pct_start=0.3, anneal_strategy="cos",
-                 div_factor=25.0, final_div_factor=1e4, three_phase=False, unit="step"):
+    def __init__(self, total_steps: int, max_lr: Optional[float] = None,
+                 pct_start: float = 0.3, anneal_strategy: str = "cos",
+                 div_factor: float = 25.0, final_div_factor: float = 1e4,
+                 three_phase: bool = False, unit: str = "step") -> None:
         super().__init__()
         self.total_steps = v.check_int(total_steps, "total_steps", low=2)
         self.max_lr = (None if max_lr is None
@@ -580,7 +584,8 @@ class CosineWarmRestarts(Schedule):
 
     _param_names = ("T_0", "T_mult", "eta_min", "unit")
 
-    def __init__(self, T_0, T_mult=1, eta_min=0.0, unit="epoch"):
+    def __init__(self, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
+                 unit: str = "epoch") -> None:
         super().__init__()
         self.T_0 = v.check_int(T_0, "T_0", low=1)
         self.T_mult = v.check_int(T_mult, "T_mult", low=1)
@@ -627,7 +632,7 @@ class Sequential(Schedule):
 
     _param_names = ("schedules", "milestones")
 
-    def __init__(self, schedules, milestones):
+    def __init__(self, schedules: Sequence["Schedule"], milestones: Sequence[int]) -> None:
         super().__init__()
         if isinstance(schedules, (Schedule, Mapping, str)) or not hasattr(schedules,
                                                                          "__iter__"):
@@ -655,12 +660,12 @@ class Sequential(Schedule):
         self.unit = children[0].unit
 
     @property
-    def schedules(self):
+    def schedules(self) -> List["Schedule"]:
         """The schedules, as a list (a copy)."""
         return list(self._children)
 
     @property
-    def params(self):
+    def params(self) -> Dict[str, Any]:
         return {"schedules": [c.state_dict() for c in self._children],
                 "milestones": list(self.milestones)}
 
@@ -682,7 +687,7 @@ class Sequential(Schedule):
         child, local = self._active(epoch)
         return child._rate(local)
 
-    def epoch_end(self, epoch, metrics):
+    def epoch_end(self, epoch: int, metrics: Dict[str, Any]) -> None:
         """Passes the metrics to the schedule running in epoch ``epoch`` (per-epoch
         units only: per-step schedules have no use for them)."""
         epoch = v.check_int(epoch, "epoch", low=0)
@@ -693,13 +698,17 @@ class Sequential(Schedule):
         child.epoch_end(local, metrics)
 
 
-_SCHEDULES = {cls.__name__: cls for cls in
-              (StepDecay, ExponentialDecay, InverseTimeDecay, CosineAnnealing,
-               ReduceLROnPlateau, LinearWarmup, OneCycle, CosineWarmRestarts, Sequential)}
+_SCHEDULES: Dict[str, Type[Schedule]] = {
+    cls.__name__: cls for cls in (StepDecay, ExponentialDecay, InverseTimeDecay,
+                                  CosineAnnealing, ReduceLROnPlateau, LinearWarmup, OneCycle,
+                                  CosineWarmRestarts, Sequential)}
 _BUILTIN = frozenset(_SCHEDULES)
 
 
-def register(cls):
+_S = TypeVar("_S", bound=Schedule)
+
+
+def register(cls: Type[_S]) -> Type[_S]:
     """Class decorator: make a ``Schedule`` subclass loadable by ``from_state_dict``
     (and so by ``gd.load``)::
 
@@ -748,7 +757,7 @@ def register(cls):
     return cls
 
 
-def from_state_dict(d):
+def from_state_dict(d: _MappingType[str, Any]) -> Schedule:
     """Rebuild a schedule from ``Schedule.state_dict()``.
 
     Parameters

@@ -16,7 +16,8 @@ import math
 import sys
 import time
 import warnings
-from typing import Optional, Tuple
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence,
+                    Tuple, Union)
 
 import numpy as np
 
@@ -24,7 +25,11 @@ from . import _openmp
 from . import _validation as v
 from . import optim as _optim
 from . import schedules as _schedules
-from .callbacks import EarlyStopping
+from ._typing import ArrayLike, Threads
+from .callbacks import Callback, EarlyStopping
+
+if TYPE_CHECKING:
+    from .network import MLP
 
 __all__ = ["History", "EarlyStopping", "METRICS", "fit", "partial_fit"]
 
@@ -51,10 +56,17 @@ class History:
     """
 
     KEYS = ("epoch", "loss", "val_loss", "val_accuracy", "lr", "seconds")
+    # the lists of KEYS (set per instance), for type checkers
+    epoch: List[int]
+    loss: List[float]
+    val_loss: List[Optional[float]]
+    val_accuracy: List[Optional[float]]
+    lr: List[float]
+    seconds: List[float]
     #: keys that ``metrics=`` may add
     METRIC_KEYS = METRICS + tuple(f"val_{m}" for m in METRICS if m != "accuracy")
 
-    def __init__(self, keys=()):
+    def __init__(self, keys: Iterable[str] = ()) -> None:
         self._keys = list(self.KEYS)
         for key in self.KEYS:
             setattr(self, key, [])
@@ -62,8 +74,8 @@ class History:
             self._add_key(key)
         self.recorded = tuple(self._keys)
         self.stopped_early = False
-        self.best_epoch = None
-        self.stop_reason = None
+        self.best_epoch: Optional[int] = None
+        self.stop_reason: Optional[str] = None
 
     def _add_key(self, key):
         if key in self._keys:
@@ -74,7 +86,7 @@ class History:
         self._keys.append(key)
         setattr(self, key, [None] * len(self.epoch))
 
-    def keys(self):
+    def keys(self) -> Tuple[str, ...]:
         """All keys, the base ``KEYS`` first."""
         return tuple(self._keys)
 
@@ -88,21 +100,21 @@ class History:
         for key in self._keys:
             del getattr(self, key)[n:]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.epoch)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> List[Any]:
         if key not in self._keys:
             raise KeyError(key)
         return getattr(self, key)
 
-    def __contains__(self, key):
+    def __contains__(self, key: object) -> bool:
         return key in self._keys
 
-    def as_dict(self):
+    def as_dict(self) -> Dict[str, List[Any]]:
         return {key: list(getattr(self, key)) for key in self._keys}
 
-    def extend(self, other):
+    def extend(self, other: "History") -> None:
         n = len(self)
         for key in other.keys():
             self._add_key(key)
@@ -111,7 +123,7 @@ class History:
             getattr(self, key).extend(values)
         assert len(self) == n + len(other)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if not len(self):
             return "History(no epochs)"
         last = {k: getattr(self, k)[-1] for k in ("loss", "val_loss", "val_accuracy")}
@@ -321,11 +333,20 @@ class _Snapshot:
             vars(net.lr_schedule).update(self.schedule)
 
 
-def fit(net, X, T=None, epochs=10, batch_size=32, optimizer=None, shuffle=True, seed=None,
-        validation_split=None, validation_data=None, early_stopping=None, l1=0.0, l2=0.0,
-        input_noise=0.0, lr_schedule=None, callbacks=(), progress=None, n_threads=None,
-        step_callback=None, metrics=None, clip_norm=None, clip_value=None, norm_type=2.0,
-        param_groups=None):
+def fit(net: "MLP", X: Any, T: Optional[ArrayLike] = None, epochs: int = 10,
+        batch_size: Optional[int] = 32, optimizer: Optional[_optim.Optimizer] = None,
+        shuffle: bool = True, seed: Optional[int] = None,
+        validation_split: Optional[float] = None,
+        validation_data: Optional[Tuple[ArrayLike, ArrayLike]] = None,
+        early_stopping: Union[None, bool, EarlyStopping] = None, l1: float = 0.0,
+        l2: float = 0.0, input_noise: float = 0.0,
+        lr_schedule: Optional[_schedules.Schedule] = None,
+        callbacks: Iterable[Union[Callback, Callable[..., Any]]] = (),
+        progress: Optional[bool] = None, n_threads: Threads = None,
+        step_callback: Optional[Callable[..., Any]] = None,
+        metrics: Optional[Sequence[str]] = None, clip_norm: Optional[float] = None,
+        clip_value: Optional[float] = None, norm_type: float = 2.0,
+        param_groups: Optional[Sequence[Dict[str, Any]]] = None) -> History:
     """Train by gradient descent; returns a ``History`` of this call's epochs.
 
     Parameters
@@ -724,7 +745,9 @@ def _stream_epoch(net, source, optimizer, l1, l2, noise, stochastic, n_threads,
     return total, n_samples
 
 
-def partial_fit(net, X, T, optimizer=None, l1=0.0, l2=0.0, input_noise=0.0, n_threads=None):
+def partial_fit(net: "MLP", X: ArrayLike, T: ArrayLike,
+                optimizer: Optional[_optim.Optimizer] = None, l1: float = 0.0, l2: float = 0.0,
+                input_noise: float = 0.0, n_threads: Threads = None) -> float:
     """One gradient step on the batch (X, T) with the network's training state (the
     implementation of ``MLP.partial_fit``)."""
     l1 = v.check_float(l1, "l1", 0.0)

@@ -357,3 +357,13 @@ def test_poisson_network_predicts_the_rate(rng):
     assert net.output == "identity"
     X = rng.standard_normal((6, 3))
     np.testing.assert_allclose(net.predict(X), np.exp(net.forward(X)[:, 0]), rtol=1e-15)
+
+
+def test_keep_probabilities_and_output_backward_describe_the_step():
+    net = gd.MLP([3, 4, 5, 2], dropout=[0.25, 0.0], output="sigmoid", loss="squared_error")
+    assert net.keep_probabilities == (0.75, 1.0, 1.0)
+    assert net.output_backward == "sigmoid"           # squared error: delta is dE/dY
+    assert gd.MLP([3, 2], loss="cross_entropy").output_backward == "identity"
+    assert gd.MLP([3, 1], output="sigmoid").output_backward == "identity"
+    with pytest.raises(AttributeError):
+        net.keep_probabilities = (1.0, 1.0, 1.0)

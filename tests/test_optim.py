@@ -368,3 +368,37 @@ def test_new_updates_reject_bad_arguments_before_writing(backend, name, kwargs, 
     for key, buf in state.items():
         if buf is not None and before[key] is not None:
             np.testing.assert_array_equal(buf, before[key])
+
+
+# ---- the interface for code that runs the update itself ------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prepare_allocates_the_state_once_and_checks_it_fits(dtype):
+    opt = optim.Adam(amsgrad=True)
+    params = np.zeros(5, dtype=dtype)
+    state = opt.prepare(params)
+    assert list(state) == ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
+    assert all(buf.dtype == dtype and buf.shape == (5,) for buf in state.values())
+    assert opt.prepare(params)["exp_avg"] is state["exp_avg"]      # kept, not re-made
+    assert opt.step_count == 0
+    with pytest.raises(TypeError):
+        state["exp_avg"] = np.zeros(5, dtype=dtype)                  # read-only mapping
+    with pytest.raises(ValueError, match="shape"):
+        opt.prepare(np.zeros(6, dtype=dtype))
+
+
+def test_kernel_arguments_drive_the_kernel_as_step_does():
+    rng = np.random.default_rng(0)
+    p1, g = rng.normal(size=7), rng.normal(size=7)
+    p2 = p1.copy()
+    a = optim.Adagrad(lr=0.1, lr_decay=0.5, initial_accumulator_value=0.25)
+    b = optim.Adagrad(lr=0.1, lr_decay=0.5, initial_accumulator_value=0.25)
+    a.step(p1, g)
+    a.step(p1, g)
+    for step in (1, 2):
+        kwargs = b.kernel_arguments(step)
+        assert kwargs == {"lr": 0.1, "lr_decay": 0.5, "weight_decay": 0.0, "eps": 1e-10,
+                          "step": step}
+        getattr(reference, b.kernel)(p2, g, **b.prepare(p2), **kwargs)
+    np.testing.assert_array_equal(p1, p2)
+    assert "step" not in optim.RMSprop().kernel_arguments(3)       # RMSprop has no step

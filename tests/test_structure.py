@@ -223,3 +223,13 @@ def test_checkpoint_does_not_import_the_network_or_training():
     names = _imported_modules(os.path.join(PKG, "checkpoint.py"))
     assert not {n for n in names if "network" in n or "training" in n}, names
     assert gdcore.load is gdcore.network.load
+
+
+@pytest.mark.parametrize("name", _constants.OPTIMIZERS + ("adamw",))
+def test_optimizer_state_names_come_from_the_constants(name):
+    layout = "adam" if name == "adamw" else name
+    every = R.optimizer_state(name, np.zeros(2), momentum=0.5, centered=True, amsgrad=True)
+    assert tuple(every) == _constants.OPTIMIZER_STATE[layout]
+    fewest = R.optimizer_state(name, np.zeros(2))
+    assert list(fewest) == [k for k in _constants.OPTIMIZER_STATE[layout]
+                            if k not in ("momentum_buffer", "grad_avg", "max_exp_avg_sq")]

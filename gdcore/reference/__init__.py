@@ -23,3 +23,10 @@ __all__ = [
     "rprop_update",
     "clip_grad_norm", "clip_grad_value",
 ]
+# the twin modules, one per native module
+_MODULES = ("activations", "dense", "losses", "network", "optimizers")
+
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names and the twin modules only."""
+    return list(__all__) + list(_MODULES)

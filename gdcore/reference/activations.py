@@ -1,5 +1,7 @@
 """Activations and their backward pass, computed from the output.
 
+::
+
     identity  y = u                          f'(u) = 1
     sigmoid   y = 1 / (1 + exp(-u))          f'(u) = y (1 - y)
     tanh      y = tanh(u)                    f'(u) = 1 - y^2
@@ -35,10 +37,13 @@ th / b), so an output in between may come from either side: its derivative from 
 output is 1 where torch's may be sigmoid(th), a difference below exp(-th) (2e-9 at
 the default threshold 20).
 """
+from typing import Any, Optional
+
 import numpy as np
 import scipy.special
 
 from .. import _validation as v
+from .._typing import ArrayLike, FloatArray, Threads
 
 __all__ = ["activation", "activation_backward"]
 
@@ -57,6 +62,11 @@ def _softmax(U, out):
     e = np.exp(U - U.max(axis=1, keepdims=True)) if U.shape[1] else U.copy()
     np.divide(e, e.sum(axis=1, keepdims=True), out=out)
     return out
+
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
 
 
 def _parametrised(name, params, U, out):
@@ -103,7 +113,8 @@ def _parametrised_slope(name, params, S):
     return sg * (1 + S * (1 - sg))
 
 
-def activation(name, U, *, out=None, n_threads=None):
+def activation(name: Any, U: ArrayLike, *, out: Optional[FloatArray] = None,
+               n_threads: Threads = None) -> FloatArray:
     """Y = f(U), elementwise (softmax: per row).
 
     Parameters
@@ -141,7 +152,9 @@ def activation(name, U, *, out=None, n_threads=None):
     return out
 
 
-def activation_backward(name, Y, dY, *, out=None, n_threads=None):
+def activation_backward(name: str, Y: ArrayLike, dY: ArrayLike, *,
+                        out: Optional[FloatArray] = None,
+                        n_threads: Threads = None) -> FloatArray:
     """dE/dU from the activation's output Y and the upstream gradient dY = dE/dY.
 
     identity: dY;  sigmoid: dY * Y * (1 - Y);  tanh: dY * (1 - Y^2);

@@ -1,18 +1,29 @@
 """A dense layer, batched: rows are samples and W has shape (n_in, n_out).
 
+::
+
     forward    U = X @ W + b,   Y = f(U)
     backward   D = dY * f'(U)   (from Y, see ``activation_backward``)
                dW = X^T @ D,  db = sum over samples of D,  dX = D @ W^T
 """
+from typing import Optional, Tuple
+
 import numpy as np
 
 from .. import _validation as v
+from .._typing import ArrayLike, FloatArray, Threads
 from .activations import activation as _activation, activation_backward
 
 __all__ = ["dense_forward", "dense_backward"]
 
 
-def dense_forward(X, W, b, activation, *, out=None, n_threads=None):
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
+
+
+def dense_forward(X: ArrayLike, W: ArrayLike, b: Optional[ArrayLike], activation: str, *,
+                  out: Optional[FloatArray] = None, n_threads: Threads = None) -> FloatArray:
     """Y = f(X @ W + b).
 
     Parameters
@@ -38,8 +49,11 @@ def dense_forward(X, W, b, activation, *, out=None, n_threads=None):
     return _activation(activation, U, out=out)
 
 
-def dense_backward(X, W, Y, dY, activation, *, compute_dX=True, dX_out=None,
-                   dW_out=None, db_out=None, delta_out=None, n_threads=None):
+def dense_backward(X: ArrayLike, W: ArrayLike, Y: ArrayLike, dY: ArrayLike, activation: str,
+                   *, compute_dX: bool = True, dX_out: Optional[FloatArray] = None,
+                   dW_out: Optional[FloatArray] = None, db_out: Optional[FloatArray] = None,
+                   delta_out: Optional[FloatArray] = None, n_threads: Threads = None
+                   ) -> Tuple[Optional[FloatArray], FloatArray, FloatArray]:
     """Gradients of a dense layer from its input X, weights W, output Y and dE/dY.
 
     D = dY * f'(Y);  dW = X^T @ D;  db = D summed over samples (accumulated in

@@ -34,11 +34,19 @@ logarithms see probabilities clipped below at the dtype's smallest normal number
 a saturated output gives a large finite loss instead of inf (PyTorch's BCELoss clamps
 the logarithm at -100 for the same reason).  Deltas are not clipped.
 """
+from typing import Any, Optional, Tuple
+
 import numpy as np
 
 from .. import _validation as v
+from .._typing import ArrayLike, FloatArray, NDArray, Threads
 
 __all__ = ["loss", "loss_delta"]
+
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
 
 
 def _log_clipped(P):
@@ -107,13 +115,13 @@ def _delta(name, Y, T, out, params=None):
     return out
 
 
-def _prepare(name, Y, T):
+def _prepare(name: Any, Y: Any, T: Any) -> Tuple[FloatArray, NDArray[Any]]:
     name, params = v.loss_spec(name)
     Y = v.float_array(Y, "Y", 2)
     return name, params, Y, v.targets(name, Y, T)
 
 
-def loss(name, Y, T, *, n_threads=None):
+def loss(name: str, Y: ArrayLike, T: ArrayLike, *, n_threads: Threads = None) -> float:
     """The loss E(Y, T) of a batch, as a Python float.
 
     Parameters
@@ -137,7 +145,8 @@ def loss(name, Y, T, *, n_threads=None):
     return _loss_value(name, Y, T, params)
 
 
-def loss_delta(name, Y, T, *, out=None, n_threads=None):
+def loss_delta(name: str, Y: ArrayLike, T: ArrayLike, *, out: Optional[FloatArray] = None,
+               n_threads: Threads = None) -> Tuple[float, FloatArray]:
     """The loss and D = dE/dU of the paired output activation, in one call.
 
     Parameters are those of ``loss``; ``out`` is an optional buffer for D, of Y's
@@ -155,7 +164,8 @@ def loss_delta(name, Y, T, *, out=None, n_threads=None):
     return value, _delta(name, Y, T, out, params)
 
 
-def weighted_loss_delta(name, Y, T, sample_weight):
+def weighted_loss_delta(name: str, Y: FloatArray, T: NDArray[Any], sample_weight: FloatArray
+                        ) -> Tuple[float, FloatArray]:
     """The sample-weighted loss and delta of the native weighted train step.
 
         E = sum_i w_i E_i / sum_i w_i            (E_i: sample i's term of ``loss``)

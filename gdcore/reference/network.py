@@ -6,20 +6,32 @@ splitmix64: dropout of layer l draws from stream l, the input noise from stream
 ``NOISE_STREAM`` (``gdcore._constants``), so they do not depend on the thread count and
 this module reproduces the native masks bit for bit (the noise up to libm rounding).
 """
+from typing import TYPE_CHECKING, Any, Optional, cast
+
 import numpy as np
 
 from .. import _constants
 from .. import _validation as v
+from .._typing import FloatArray, NDArray
 from . import optimizers
 from .activations import activation, activation_backward
 from .dense import dense_backward, dense_forward
 from .losses import loss_delta, weighted_loss_delta
+
+if TYPE_CHECKING:
+    from ..network import MLP
+    from ..optim import Optimizer
 
 __all__ = ["network_step", "dropout_mask", "gaussian_noise"]
 
 NOISE_STREAM = _constants.NOISE_STREAM
 _MASK64 = (1 << 64) - 1
 _U64 = np.uint64
+
+
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
 
 
 def _splitmix64_int(x):
@@ -44,14 +56,14 @@ def _stream_bits(seed, stream, n, step=1, offset=0):
     return _splitmix64(counters)
 
 
-def dropout_mask(seed, layer, n, keep):
+def dropout_mask(seed: int, layer: int, n: int, keep: float) -> NDArray[np.bool_]:
     """The keep-mask of ``n`` elements of layer ``layer``'s output for a step seed:
     element i is kept when the top 53 bits of splitmix64(key + i) fall below
     keep * 2^53 (key = splitmix64(seed + layer))."""
     return (_stream_bits(seed, layer, n) >> _U64(11)) < _U64(int(keep * 2.0 ** 53))
 
 
-def gaussian_noise(seed, n):
+def gaussian_noise(seed: int, n: int) -> NDArray[np.float64]:
     """``n`` standard normal numbers for a step seed, by Box-Muller from hashed
     uniforms (the native input noise computes the same, up to libm rounding)."""
     u1 = ((_stream_bits(seed, NOISE_STREAM, n, step=2) >> _U64(11)) + _U64(1)).astype(np.float64)
@@ -61,7 +73,9 @@ def gaussian_noise(seed, n):
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(6.283185307179586 * u2)
 
 
-def network_step(net, X, T, optimizer, training, l1, l2, noise, seed, sample_weight=None):
+def network_step(net: "MLP", X: FloatArray, T: NDArray[Any], optimizer: Optional["Optimizer"],
+                 training: bool, l1: float, l2: float, noise: float, seed: int,
+                 sample_weight: Optional[FloatArray] = None) -> float:
     """One training step of the MLP ``net`` on checked X, T, as the native
     ``NetworkWorkspace.step`` computes it, with the kernels of this package.
 
@@ -91,7 +105,7 @@ def network_step(net, X, T, optimizer, training, l1, l2, noise, seed, sample_wei
         else:
             Y = dense_forward(layer_in, layer.W, layer.b, layer.activation)
         outputs.append(Y)
-        keep = net._keep[l]
+        keep = net.keep_probabilities[l]
         if training and keep < 1:
             mask = dropout_mask(seed, l, Y.size, keep).reshape(Y.shape)
             layer_in = np.where(mask, Y * net.dtype.type(1 / keep), 0).astype(net.dtype)
@@ -103,11 +117,11 @@ def network_step(net, X, T, optimizer, training, l1, l2, noise, seed, sample_wei
         loss, G = weighted_loss_delta(net.loss_spec, outputs[-1], T, sample_weight)
     for l in range(len(net.layers) - 1, -1, -1):
         layer = net.layers[l]
-        keep = net._keep[l]
+        keep = net.keep_probabilities[l]
         if training and keep < 1:
             mask = dropout_mask(seed, l, G.size, keep).reshape(G.shape)
             G = np.where(mask, G * net.dtype.type(1 / keep), 0).astype(net.dtype)
-        act = net._output_backward if l == len(net.layers) - 1 else layer.activation
+        act = net.output_backward if l == len(net.layers) - 1 else layer.activation
         if v.activation_spec(act)[0] in v.NEEDS_PREACTIVATION:
             G = activation_backward(act, pre[l], G)
             act = "identity"
@@ -122,7 +136,7 @@ def network_step(net, X, T, optimizer, training, l1, l2, noise, seed, sample_wei
             if l1:
                 layer.dW[...] = layer.dW + net.dtype.type(l1) * np.sign(layer.W)
     if optimizer is not None:
-        optimizer._ensure_state(net.params)
+        optimizer.prepare(net.params)
         _update(net, optimizer)
         optimizer.step_count += 1
     return loss

@@ -11,11 +11,13 @@ Where PyTorch accepts ``eps = 0``, gdcore requires ``eps > 0``: with eps = 0 a z
 gradient gives 0/0 = NaN.
 """
 import math
+from typing import Any, Dict, Optional, Tuple, cast
 
 import numpy as np
 
 from .. import _constants
 from .. import _validation as v
+from .._typing import ArrayLike, FloatArray, Threads
 
 __all__ = ["optimizer_state", "sgd_update", "adagrad_update", "adadelta_update",
            "rmsprop_update", "adam_update", "adamw_update", "nadam_update", "adamax_update",
@@ -33,19 +35,31 @@ def _lerp_(start, end, weight):
         start[...] = end - (end - start) * (start.dtype.type(1) - w)
 
 
-def _check_step(step):
+def _check_step(step: Any) -> int:
     return v.check_int(step, "step", low=1)
 
 
-def _check_buffers(params, grads, **state):
+def _check_buffers(params: Any, grads: Any, **state: Any) -> Tuple[FloatArray, FloatArray]:
     params = v.param_vector(params, "params")
     grads = v.grad_vector(grads, params)
     v.check_no_overlap([("params", params), ("grads", grads)] + list(state.items()))
     return params, grads
 
 
-def optimizer_state(name, params, *, momentum=0.0, centered=False, amsgrad=False,
-                    initial_accumulator_value=0.0, lr=1e-2):
+def __dir__():
+    """Tab completion and ``dir()`` show the public names only."""
+    return list(__all__)
+
+
+# updates that run another's native loop, and so keep its state (names as in
+# gdcore._constants.OPTIMIZER_STATE)
+_STATE_LAYOUT = {"adamw": "adam"}
+
+
+def optimizer_state(name: str, params: FloatArray, *, momentum: float = 0.0,
+                    centered: bool = False, amsgrad: bool = False,
+                    initial_accumulator_value: float = 0.0,
+                    lr: float = 1e-2) -> Dict[str, FloatArray]:
     """Fresh state buffers for optimizer ``name``, keyed by the update's argument names.
 
     ``sgd``: momentum_buffer (when momentum != 0); ``adagrad``: state_sum filled with
@@ -55,42 +69,35 @@ def optimizer_state(name, params, *, momentum=0.0, centered=False, amsgrad=False
     exp_avg_sq; ``adamax``: exp_avg, exp_inf; ``rprop``: prev and step_size, filled
     with ``lr`` (torch.optim.Rprop's initial step size; the only use of ``lr``).  All
     zeros of params' dtype except state_sum and step_size.  Use as
-    ``adam_update(params, grads, **state, step=1)``.
+    ``adam_update(params, grads, **state, step=1)``.  The names and their order are
+    those of ``gdcore._constants.OPTIMIZER_STATE`` (AdamW keeps Adam's).
     """
-    names = ("sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "nadam", "adamax",
-             "radam", "rprop")
-    v.check_name(name, "name", names)
+    v.check_name(name, "name", tuple(_constants.OPTIMIZER_STATE) + tuple(_STATE_LAYOUT))
     params = v.param_vector(params, "params")
-    zeros = lambda: np.zeros_like(params)
-    if name == "sgd":
-        momentum = v.check_float(momentum, "momentum", 0.0)
-        return {"momentum_buffer": zeros()} if momentum != 0 else {}
-    if name == "adagrad":
-        value = v.check_float(initial_accumulator_value, "initial_accumulator_value", 0.0)
-        return {"state_sum": np.full_like(params, value)}
-    if name == "adadelta":
-        return {"square_avg": zeros(), "acc_delta": zeros()}
-    if name == "rmsprop":
-        momentum = v.check_float(momentum, "momentum", 0.0)
-        state = {"square_avg": zeros()}
-        if momentum > 0:
-            state["momentum_buffer"] = zeros()
-        if centered:
-            state["grad_avg"] = zeros()
-        return state
-    if name == "adamax":
-        return {"exp_avg": zeros(), "exp_inf": zeros()}
-    if name == "rprop":
-        return {"prev": zeros(), "step_size": np.full_like(params, v.check_float(lr, "lr", 0.0))}
-    state = {"exp_avg": zeros(), "exp_avg_sq": zeros()}
-    if amsgrad and name in ("adam", "adamw"):
-        state["max_exp_avg_sq"] = zeros()
-    return state
+    slots = _constants.OPTIMIZER_STATE[_STATE_LAYOUT.get(name, name)]
+    # the optional buffers, present only with the option that uses them
+    wanted = {}
+    if "momentum_buffer" in slots:
+        wanted["momentum_buffer"] = v.check_float(momentum, "momentum", 0.0) > 0
+    wanted["grad_avg"] = bool(centered)
+    wanted["max_exp_avg_sq"] = bool(amsgrad)
+    fill = {}
+    if "state_sum" in slots:
+        fill["state_sum"] = v.check_float(initial_accumulator_value,
+                                          "initial_accumulator_value", 0.0)
+    if "step_size" in slots:
+        fill["step_size"] = v.check_float(lr, "lr", 0.0)
+    return {key: np.full_like(params, fill.get(key, 0.0))
+            for key in slots if wanted.get(key, True)}
 
 
-def sgd_update(params, grads, momentum_buffer=None, *, step, lr=1e-3, momentum=0.0,
-               dampening=0.0, weight_decay=0.0, nesterov=False, n_threads=None):
+def sgd_update(params: FloatArray, grads: ArrayLike,
+               momentum_buffer: Optional[FloatArray] = None, *, step: int, lr: float = 1e-3,
+               momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
+               nesterov: bool = False, n_threads: Threads = None) -> FloatArray:
     """Stochastic gradient descent, optionally with (Nesterov) momentum.
+
+    ::
 
         g = grad + weight_decay * p
         if momentum != 0:
@@ -118,7 +125,7 @@ def sgd_update(params, grads, momentum_buffer=None, *, step, lr=1e-3, momentum=0
     if weight_decay != 0:
         g = g + weight_decay * params
     if momentum != 0:
-        buf = momentum_buffer
+        buf = cast(FloatArray, momentum_buffer)      # checked above
         if step == 1:
             buf[...] = g
         else:
@@ -129,9 +136,12 @@ def sgd_update(params, grads, momentum_buffer=None, *, step, lr=1e-3, momentum=0
     return params
 
 
-def adagrad_update(params, grads, state_sum, *, step, lr=1e-2, lr_decay=0.0,
-                   weight_decay=0.0, eps=1e-10, n_threads=None):
+def adagrad_update(params: FloatArray, grads: ArrayLike, state_sum: FloatArray, *, step: int,
+                   lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                   eps: float = 1e-10, n_threads: Threads = None) -> FloatArray:
     """Adagrad.
+
+    ::
 
         g = grad + weight_decay * p
         clr = lr / (1 + (step - 1) * lr_decay)
@@ -159,9 +169,13 @@ def adagrad_update(params, grads, state_sum, *, step, lr=1e-2, lr_decay=0.0,
     return params
 
 
-def adadelta_update(params, grads, square_avg, acc_delta, *, lr=1.0, rho=0.9, eps=1e-6,
-                    weight_decay=0.0, n_threads=None):
+def adadelta_update(params: FloatArray, grads: ArrayLike, square_avg: FloatArray,
+                    acc_delta: FloatArray, *, lr: float = 1.0, rho: float = 0.9,
+                    eps: float = 1e-6, weight_decay: float = 0.0,
+                    n_threads: Threads = None) -> FloatArray:
     """Adadelta (eps inside both square roots).
+
+    ::
 
         g = grad + weight_decay * p
         v = rho * v + (1 - rho) * g^2
@@ -191,10 +205,15 @@ def adadelta_update(params, grads, square_avg, acc_delta, *, lr=1.0, rho=0.9, ep
     return params
 
 
-def rmsprop_update(params, grads, square_avg, momentum_buffer=None, grad_avg=None, *,
-                   lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                   centered=False, n_threads=None):
+def rmsprop_update(params: FloatArray, grads: ArrayLike, square_avg: FloatArray,
+                   momentum_buffer: Optional[FloatArray] = None,
+                   grad_avg: Optional[FloatArray] = None, *, lr: float = 1e-2,
+                   alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                   momentum: float = 0.0, centered: bool = False,
+                   n_threads: Threads = None) -> FloatArray:
     """RMSprop (eps outside the square root).
+
+    ::
 
         g = grad + weight_decay * p
         v = alpha * v + (1 - alpha) * g^2
@@ -223,12 +242,14 @@ def rmsprop_update(params, grads, square_avg, momentum_buffer=None, grad_avg=Non
     square_avg *= alpha
     square_avg += (1 - alpha) * g * g
     if centered:
+        grad_avg = cast(FloatArray, grad_avg)       # checked above
         _lerp_(grad_avg, g, 1 - alpha)
         avg = np.sqrt(square_avg - grad_avg * grad_avg)
     else:
         avg = np.sqrt(square_avg)
     avg += eps
     if momentum > 0:
+        momentum_buffer = cast(FloatArray, momentum_buffer)     # checked above
         momentum_buffer *= momentum
         momentum_buffer += g / avg
         params += -lr * momentum_buffer
@@ -237,7 +258,7 @@ def rmsprop_update(params, grads, square_avg, momentum_buffer=None, grad_avg=Non
     return params
 
 
-def adam_step_scalars(lr, beta1, beta2, step):
+def adam_step_scalars(lr: float, beta1: float, beta2: float, step: int) -> Tuple[float, float]:
     """(step_size, sqrt(bias_correction2)) of Adam's step ``step``, in float64, as
     torch.optim.Adam computes them: lr / (1 - beta1^t) and (1 - beta2^t) ** 0.5."""
     bias_correction1 = 1 - beta1 ** step
@@ -278,10 +299,14 @@ def _adam(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, betas, e
     return params
 
 
-def adam_update(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step,
-                lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                n_threads=None):
+def adam_update(params: FloatArray, grads: ArrayLike, exp_avg: FloatArray,
+                exp_avg_sq: FloatArray, max_exp_avg_sq: Optional[FloatArray] = None, *,
+                step: int, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False,
+                n_threads: Threads = None) -> FloatArray:
     """Adam, with L2 weight decay coupled into the gradient.
+
+    ::
 
         g = grad + weight_decay * p
         m = m + (1 - beta1) (g - m)
@@ -297,10 +322,14 @@ def adam_update(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step
                  weight_decay, amsgrad, decoupled=False)
 
 
-def adamw_update(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step,
-                 lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-                 n_threads=None):
+def adamw_update(params: FloatArray, grads: ArrayLike, exp_avg: FloatArray,
+                 exp_avg_sq: FloatArray, max_exp_avg_sq: Optional[FloatArray] = None, *,
+                 step: int, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False,
+                 n_threads: Threads = None) -> FloatArray:
     """AdamW: Adam with decoupled weight decay, applied before the moments.
+
+    ::
 
         p = p * (1 - lr * weight_decay)
         then the Adam step of ``adam_update`` with weight_decay = 0.
