@@ -6,12 +6,12 @@ expected against the actual value.  Nothing below the boundary checks again.
 """
 import math
 import operator
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _constants
-from ._typing import FloatArray, NDArray
+from ._typing import FloatArray, NDArray, Spec
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 ACTIVATIONS = _constants.ACTIVATIONS
@@ -305,10 +305,11 @@ def targets(loss_name: str, Y: Any, T: Any) -> NDArray[Any]:
 # ---- activation and loss specs ---------------------------------------------------
 # The parameters of the parametrised activations and losses, with torch's defaults.
 # A spec is a name (every parameter at its default) or a pair (name, {param: value}).
-ACTIVATION_PARAMS = {"leaky_relu": {"negative_slope": 0.01}, "elu": {"alpha": 1.0},
-                     "gelu": {"approximate": "none"},
-                     "softplus": {"beta": 1.0, "threshold": 20.0}}
-LOSS_PARAMS = {"huber": {"delta": 1.0}}
+ACTIVATION_PARAMS: Dict[str, Dict[str, Any]] = {
+    "leaky_relu": {"negative_slope": 0.01}, "elu": {"alpha": 1.0},
+    "gelu": {"approximate": "none"},
+    "softplus": {"beta": 1.0, "threshold": 20.0}}
+LOSS_PARAMS: Dict[str, Dict[str, Any]] = {"huber": {"delta": 1.0}}
 # activations whose derivative is not a function of their output: the backward pass
 # needs the pre-activation U
 NEEDS_PREACTIVATION = ("gelu", "silu")
@@ -327,7 +328,8 @@ def _check_param(kind, name, key, value):
     return check_float(value, label, 0.0, low_open=True)      # alpha, beta, delta > 0
 
 
-def _spec(value, kind, choices, defaults):
+def _spec(value: Any, kind: str, choices: Sequence[str],
+          defaults: Mapping[str, Dict[str, Any]]) -> Tuple[str, Dict[str, Any]]:
     if isinstance(value, str):
         name, given = value, {}
     elif (isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str)
@@ -347,25 +349,28 @@ def _spec(value, kind, choices, defaults):
     return name, params
 
 
-def activation_spec(value, kind="activation", choices=ACTIVATIONS):
+def activation_spec(value: Any, kind: str = "activation", choices: Sequence[str] = ACTIVATIONS
+                    ) -> Tuple[str, Dict[str, Any]]:
     """(name, params) of an activation spec: ``'elu'`` or ``('elu', {'alpha': 0.5})``;
     params holds every parameter of the activation (defaults filled in)."""
     return _spec(value, kind, choices, ACTIVATION_PARAMS)
 
 
-def loss_spec(value, kind="loss", choices=LOSSES):
+def loss_spec(value: Any, kind: str = "loss", choices: Sequence[str] = LOSSES
+              ) -> Tuple[str, Dict[str, Any]]:
     """(name, params) of a loss spec: ``'huber'`` or ``('huber', {'delta': 0.5})``."""
     return _spec(value, kind, choices, LOSS_PARAMS)
 
 
-def spec_form(name, params, defaults):
+def spec_form(name: str, params: Mapping[str, Any],
+              defaults: Mapping[str, Mapping[str, Any]]) -> Spec:
     """The short form of a checked spec: the name alone when every parameter is at its
     default, else (name, params) with the parameters that differ."""
     changed = {k: val for k, val in params.items() if defaults.get(name, {}).get(k) != val}
     return (name, changed) if changed else name
 
 
-def native_params(name, params):
+def native_params(name: str, params: Mapping[str, Any]) -> Tuple[float, float]:
     """The two float64 parameters the native kernels take for a checked spec."""
     if name == "leaky_relu":
         return params["negative_slope"], 0.0
@@ -380,7 +385,7 @@ def native_params(name, params):
     return 0.0, 0.0
 
 
-def check_dense_backward_activation(activation):
+def check_dense_backward_activation(activation: Any) -> Tuple[str, Dict[str, Any]]:
     """The (name, params) of a dense layer's activation for a backward pass from its
     output Y: gelu and silu need the pre-activation, so they are refused."""
     name, params = activation_spec(activation)

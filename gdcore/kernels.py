@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _constants, _cpu, _openmp
 from . import _validation as v
-from ._typing import ArrayLike, FloatArray, Threads
+from ._typing import ArrayLike, FloatArray, Spec, Threads
 from .reference.optimizers import optimizer_state
 
 ISAS = ("avx512", "avx2", "baseline")
@@ -83,7 +83,7 @@ _LOSS = {name: code for code, name in enumerate(_constants.LOSSES)}
 _PARAMETRISED = _constants.ACTIVATIONS[_constants.ACTIVATIONS.index("leaky_relu"):]
 
 
-def activation(name: str, U: ArrayLike, *, out: Optional[FloatArray] = None,
+def activation(name: Spec, U: ArrayLike, *, out: Optional[FloatArray] = None,
                n_threads: Threads = None) -> FloatArray:
     """Y = f(U); see ``gdcore.reference.activation``."""
     name, params = v.activation_spec(name)
@@ -94,7 +94,7 @@ def activation(name: str, U: ArrayLike, *, out: Optional[FloatArray] = None,
     return out
 
 
-def activation_backward(name: Any, Y: ArrayLike, dY: ArrayLike, *,
+def activation_backward(name: Spec, Y: ArrayLike, dY: ArrayLike, *,
                         out: Optional[FloatArray] = None,
                         n_threads: Threads = None) -> FloatArray:
     """dE/dU from Y (U for gelu and silu) and dE/dY; see
@@ -109,7 +109,7 @@ def activation_backward(name: Any, Y: ArrayLike, dY: ArrayLike, *,
     return out
 
 
-def dense_forward(X: ArrayLike, W: ArrayLike, b: Optional[ArrayLike], activation: str, *,
+def dense_forward(X: ArrayLike, W: ArrayLike, b: Optional[ArrayLike], activation: Spec, *,
                   out: Optional[FloatArray] = None, n_threads: Threads = None) -> FloatArray:
     """Y = f(X @ W + b) in one GEMM and one fused epilogue; see
     ``gdcore.reference.dense_forward``.  A parametrised activation runs as a second
@@ -127,7 +127,7 @@ def dense_forward(X: ArrayLike, W: ArrayLike, b: Optional[ArrayLike], activation
     return out
 
 
-def dense_backward(X: ArrayLike, W: ArrayLike, Y: ArrayLike, dY: ArrayLike, activation: str,
+def dense_backward(X: ArrayLike, W: ArrayLike, Y: ArrayLike, dY: ArrayLike, activation: Spec,
                    *, compute_dX: bool = True, dX_out: Optional[FloatArray] = None,
                    dW_out: Optional[FloatArray] = None, db_out: Optional[FloatArray] = None,
                    delta_out: Optional[FloatArray] = None, n_threads: Threads = None
@@ -142,7 +142,8 @@ def dense_backward(X: ArrayLike, W: ArrayLike, Y: ArrayLike, dY: ArrayLike, acti
     nt = _openmp.resolve(n_threads)
     if name in _PARAMETRISED:
         # D = dY f'(Y) in its own pass; the layer's backward then runs as 'identity'
-        delta = delta_out if delta_out is not None else np.empty(Y.shape, dtype=Y.dtype)
+        delta: Optional[FloatArray] = (delta_out if delta_out is not None
+                                       else np.empty(Y.shape, dtype=Y.dtype))
         _native.activation_backward(_ACT[name], Y, dY, delta, nt,
                                     *v.native_params(name, params))
         _native.dense_backward(_ACT["identity"], X, W, Y, delta, None, dX, dW, db, nt)
@@ -170,12 +171,12 @@ def _loss(name, Y, T, out, want_delta, n_threads):
     return value, D
 
 
-def loss(name: str, Y: ArrayLike, T: ArrayLike, *, n_threads: Threads = None) -> float:
+def loss(name: Spec, Y: ArrayLike, T: ArrayLike, *, n_threads: Threads = None) -> float:
     """The batch loss as a Python float; see ``gdcore.reference.loss``."""
     return _loss(name, Y, T, None, False, n_threads)[0]
 
 
-def loss_delta(name: str, Y: ArrayLike, T: ArrayLike, *, out: Optional[FloatArray] = None,
+def loss_delta(name: Spec, Y: ArrayLike, T: ArrayLike, *, out: Optional[FloatArray] = None,
                n_threads: Threads = None) -> Tuple[float, FloatArray]:
     """(loss, D) in one fused pass per row; see ``gdcore.reference.loss_delta``."""
     return _loss(name, Y, T, out, True, n_threads)

@@ -18,8 +18,8 @@ random numbers.
 import math
 import numbers
 from collections import namedtuple
-from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Sequence, Tuple,
-                    Union)
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence,
+                    Tuple, Union)
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from . import kernels as _kernels
 from . import optim as _optim
 from . import training as _training
 from .reference import network as _reference_network
-from ._typing import ArrayLike, FloatArray, IntArray, NDArray, PathLike, Threads
+from ._typing import ArrayLike, FloatArray, IntArray, Layout, NDArray, PathLike, Spec, Threads
 from .gradients import numerical_gradient
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ CANONICAL_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid
 VALID_PAIRS = {("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy"),
                ("sigmoid", "squared_error"), ("identity", "squared_error"),
                ("identity", "mse")}
-HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")
+HIDDEN_ACTIVATIONS: Tuple[str, ...] = ("identity", "sigmoid", "tanh", "relu")
 # the parametrised activations: hidden layers, and outputs of the regression losses
 # (whose delta then goes back through the activation's derivative)
 PARAM_ACTIVATIONS = ("leaky_relu", "elu", "gelu", "softplus", "silu")
@@ -81,7 +81,7 @@ class Layer:
     __slots__ = ("W", "b", "dW", "db", "activation", "n_in", "n_out")
 
     def __init__(self, W: FloatArray, b: FloatArray, dW: FloatArray, db: FloatArray,
-                 activation: str) -> None:
+                 activation: Spec) -> None:
         self.W, self.b, self.dW, self.db = W, b, dW, db
         self.activation = activation
         self.n_in, self.n_out = W.shape
@@ -185,13 +185,15 @@ class MLP:
     network with the same seed start from the same weights.  Biases are zero.
     """
 
-    def __init__(self, layer_sizes: Sequence[int], activation: Union[str, Sequence[str]] = "relu",
-                 output: Optional[str] = None, loss: Optional[str] = None,
+    def __init__(self, layer_sizes: Sequence[int],
+                 activation: Union[Spec, Sequence[Spec]] = "relu",
+                 output: Optional[Spec] = None, loss: Optional[Spec] = None,
                  dtype: Any = "float32", seed: Optional[int] = 0, backend: str = "native",
                  dropout: Union[None, float, Sequence[float]] = None,
                  init: Any = None) -> None:
         sizes = self._check_sizes(layer_sizes)
         n_hidden = len(sizes) - 2
+        hidden: List[Any]
         if _is_one_spec(activation):
             hidden = [activation] * n_hidden
         else:
@@ -634,11 +636,12 @@ class MLP:
         return tuple(self._keep)
 
     @property
-    def output_backward(self) -> str:
+    def output_backward(self) -> Spec:
         """The activation whose derivative the backward pass applies at the output:
         'identity' for the canonical pairs of output and loss (their loss delta is
         already the derivative with respect to the output layer's pre-activation), the
-        output activation otherwise (sigmoid with squared error)."""
+        output activation's spec otherwise (sigmoid with squared error, a parametrised
+        activation with a regression loss)."""
         return self._output_backward
 
     def train_batch(self, X: FloatArray, T: NDArray[Any], optimizer: _optim.Optimizer,
@@ -670,7 +673,7 @@ class MLP:
         return total
 
     @property
-    def param_layout(self):
+    def param_layout(self) -> Layout:
         """Where each layer's parameters lie in ``params``: a tuple of (w0, w1, b0, b1)
         per layer, its weights being params[w0:w1] and its biases params[b0:b1] (the
         layout parameter groups select from)."""

@@ -29,7 +29,7 @@ import numpy as np
 from . import _backends, _constants
 from . import _validation as v
 from . import reference as _reference
-from ._typing import ArrayLike, FloatArray, NDArray, Threads
+from ._typing import ArrayLike, Clip, FloatArray, GroupRow, IntArray, Layout, NDArray, Threads
 from .reference.optimizers import (adam_step_scalars, nadam_mu_product, nadam_step_scalars,
                                    radam_step_scalars, rprop_options)
 
@@ -235,7 +235,8 @@ class Optimizer:
 
     # -- gradient clipping and parameter groups ---------------------------------------
 
-    def set_clipping(self, clip_norm=None, clip_value=None, norm_type=2.0):
+    def set_clipping(self, clip_norm: Optional[float] = None, clip_value: Optional[float] = None,
+                     norm_type: float = 2.0) -> None:
         """Clip the gradient before every update (``None, None``: no clipping).
 
         Parameters
@@ -261,7 +262,7 @@ class Optimizer:
         self._options_cache = None
 
     @property
-    def clipping(self):
+    def clipping(self) -> Dict[str, Optional[float]]:
         """{'clip_norm', 'clip_value', 'norm_type'} as set by ``set_clipping``."""
         if self._clip is None:
             return {"clip_norm": None, "clip_value": None, "norm_type": 2.0}
@@ -270,7 +271,7 @@ class Optimizer:
                 "clip_value": value if mode == _CLIP_VALUE else None,
                 "norm_type": norm_type}
 
-    def set_param_groups(self, groups):
+    def set_param_groups(self, groups: Optional[Sequence[Mapping[str, Any]]]) -> None:
         """Per-layer settings of a network's parameters (None or []: none).
 
         ``groups`` is a list of dicts, each selecting parameters by
@@ -303,15 +304,16 @@ class Optimizer:
         self._options_cache = None
 
     @property
-    def param_groups(self):
+    def param_groups(self) -> List[Dict[str, Any]]:
         """The parameter groups set by ``set_param_groups``, as a list of dicts."""
         return [dict(g, layers=list(g["layers"])) if "layers" in g else dict(g)
                 for g in self._groups]
 
-    def native_options(self, layout):
+    def native_options(self, layout: Layout
+                       ) -> Tuple[Clip, Optional[IntArray], Optional[List[GroupRow]]]:
         """(clip, segments, rows) of the native train step for a network whose layer
         l has weights params[w0:w1] and biases params[b0:b1], ``layout`` being the
-        tuple of (w0, w1, b0, b1): ``clip`` None or (CLIP_ code, value, norm_type);
+        tuple of (w0, w1, b0, b1): ``clip`` None or (``CLIP_`` code, value, norm_type);
         without groups ``segments`` and ``rows`` are None, else ``segments`` is the
         (n, 3) int64 array of (start, stop, frozen) and ``rows`` the (lr_factor,
         weight_decay or None) of each segment (for ``native_scalars``)."""
@@ -340,7 +342,7 @@ class Optimizer:
         finally:
             self.__dict__.update(_hyper=hyper, _scalars=cache)
 
-    def group_scalars(self, step, rows):
+    def group_scalars(self, step: int, rows: Sequence[GroupRow]) -> NDArray[np.float64]:
         """The float64 scalars of step ``step`` for each group row, concatenated."""
         out = []
         for row in rows:
@@ -348,7 +350,7 @@ class Optimizer:
                 out.extend(self._native_scalars(step))
         return np.array(out, dtype=np.float64)
 
-    def group_kwargs(self, step, row):
+    def group_kwargs(self, step: int, row: GroupRow) -> Dict[str, Any]:
         """The reference update's keyword arguments of step ``step`` for one group row."""
         with self._group_setting(row):
             return self._kernel_kwargs(step)
@@ -498,8 +500,8 @@ _CLIP_VALUE = _constants.CLIP_MODES.index("value")
 _GROUP_KEYS = ("layers", "params", "lr_factor", "weight_decay", "frozen")
 
 
-def check_clipping(clip_norm=None, clip_value=None, norm_type=2.0):
-    """The checked clipping options as (CLIP_ code, value, norm_type), or None for no
+def check_clipping(clip_norm: Any = None, clip_value: Any = None, norm_type: Any = 2.0) -> Clip:
+    """The checked clipping options as (``CLIP_`` code, value, norm_type), or None for no
     clipping; ValueError/TypeError naming the argument otherwise."""
     if isinstance(norm_type, (int, float, np.floating)) and norm_type == math.inf:
         norm_type = math.inf
@@ -517,7 +519,7 @@ def check_clipping(clip_norm=None, clip_value=None, norm_type=2.0):
     return None
 
 
-def check_param_groups(groups):
+def check_param_groups(groups: Any) -> Tuple[Dict[str, Any], ...]:
     """The checked parameter groups (see ``Optimizer.set_param_groups``) as a tuple of
     dicts; None gives ()."""
     if groups is None:
@@ -533,7 +535,7 @@ def check_param_groups(groups):
         if unknown:
             raise ValueError(f"{name} has unknown keys {unknown}; the keys are "
                              f"{', '.join(_GROUP_KEYS)}")
-        c = {}
+        c: Dict[str, Any] = {}
         if "layers" in group:
             layers = group["layers"]
             layers = [layers] if isinstance(layers, (int, np.integer)) else layers
@@ -858,6 +860,8 @@ class AdamW(Adam):
 class NAdam(Optimizer):
     """NAdam: Adam with Nesterov momentum and torch's momentum schedule.
 
+    ::
+
         decoupled_weight_decay:  p = p * (1 - lr * weight_decay)
         else:                    g = grad + weight_decay * p
         mu_t = beta1 (1 - 0.5 * 0.96^(t * momentum_decay));  P_t = mu_1 ... mu_t
@@ -886,8 +890,9 @@ class NAdam(Optimizer):
     _defaults = {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
                  "momentum_decay": 4e-3, "decoupled_weight_decay": False}
 
-    def __init__(self, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 momentum_decay=4e-3, decoupled_weight_decay=False, backend="native"):
+    def __init__(self, lr: float = 2e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum_decay: float = 4e-3,
+                 decoupled_weight_decay: bool = False, backend: str = "native") -> None:
         super().__init__(backend, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          momentum_decay=momentum_decay,
                          decoupled_weight_decay=decoupled_weight_decay)
@@ -899,7 +904,7 @@ class NAdam(Optimizer):
         h["decoupled_weight_decay"] = bool(h["decoupled_weight_decay"])
         return h
 
-    def mu_product(self, steps=None):
+    def mu_product(self, steps: Optional[int] = None) -> float:
         """torch's ``mu_product`` after ``steps`` steps (default: ``step_count``)."""
         steps = self._step_count if steps is None else steps
         beta1, momentum_decay = self._hyper["betas"][0], self._hyper["momentum_decay"]
@@ -932,6 +937,8 @@ class NAdam(Optimizer):
 class Adamax(Optimizer):
     """Adamax: Adam with the infinity norm.
 
+    ::
+
         g = grad + weight_decay * p
         m = m + (1 - beta1) (g - m)
         u = max(beta2 * u, abs(g) + eps)
@@ -945,8 +952,8 @@ class Adamax(Optimizer):
     _native = "adamax"
     _defaults = {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
 
-    def __init__(self, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 backend="native"):
+    def __init__(self, lr: float = 2e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, backend: str = "native") -> None:
         super().__init__(backend, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     def _check(self, h):
@@ -963,6 +970,8 @@ class Adamax(Optimizer):
 
 class RAdam(Optimizer):
     """RAdam: Adam with the variance rectification.
+
+    ::
 
         decoupled_weight_decay:  p = p * (1 - lr * weight_decay)
         else:                    g = grad + weight_decay * p
@@ -984,8 +993,9 @@ class RAdam(Optimizer):
     _defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
                  "decoupled_weight_decay": False}
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 decoupled_weight_decay=False, backend="native"):
+    def __init__(self, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0,
+                 decoupled_weight_decay: bool = False, backend: str = "native") -> None:
         super().__init__(backend, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          decoupled_weight_decay=decoupled_weight_decay)
 
@@ -1009,6 +1019,8 @@ class RAdam(Optimizer):
 class Rprop(Optimizer):
     """Rprop: resilient backpropagation, which uses only the sign of the gradient.
 
+    ::
+
         f = etaplus if g * prev > 0, etaminus if < 0, else 1
         step_size = clip(step_size * f, step_sizes[0], step_sizes[1])
         g = 0 where f == etaminus           (no move after a sign change)
@@ -1028,7 +1040,9 @@ class Rprop(Optimizer):
     _state_only = ("lr",)
     _uses_step = False
 
-    def __init__(self, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), backend="native"):
+    def __init__(self, lr: float = 1e-2, etas: Tuple[float, float] = (0.5, 1.2),
+                 step_sizes: Tuple[float, float] = (1e-6, 50), backend: str = "native"
+                 ) -> None:
         super().__init__(backend, lr=lr, etas=etas, step_sizes=step_sizes)
 
     def _check(self, h):

@@ -9,7 +9,7 @@
     softmax   y_k = exp(u_k) / sum_j exp(u_j)  (per row)
               dE/du_k = y_k (dE/dy_k - sum_j dE/dy_j y_j)
 
-The parametrised activations follow torch.nn.functional's formulas and defaults:
+The parametrised activations follow torch.nn.functional's formulas and defaults::
 
     leaky_relu  y = u if u > 0 else s u          f' = 1 if y > 0 else s
                 (negative_slope s >= 0, default 0.01)
@@ -31,7 +31,7 @@ an unknown name or parameter, or a value out of range, raises ValueError naming 
 ``activation_backward`` takes the stored output Y, so U need not be kept -- except
 for gelu and silu, whose derivative is not a function of the output: for them it
 takes the pre-activation U in place of Y.  Softplus is computed as
-(max(b u, 0) + log1p(exp(-|b u|))) / b, equal to torch's formula, which never
+``(max(b u, 0) + log1p(exp(-|b u|))) / b``, equal to torch's formula, which never
 overflows.  Torch's softplus jumps at the threshold (from log1p(exp(th)) / b to
 th / b), so an output in between may come from either side: its derivative from the
 output is 1 where torch's may be sigmoid(th), a difference below exp(-th) (2e-9 at
@@ -43,7 +43,7 @@ import numpy as np
 import scipy.special
 
 from .. import _validation as v
-from .._typing import ArrayLike, FloatArray, Threads
+from .._typing import ArrayLike, FloatArray, Spec, Threads
 
 __all__ = ["activation", "activation_backward"]
 
@@ -113,7 +113,7 @@ def _parametrised_slope(name, params, S):
     return sg * (1 + S * (1 - sg))
 
 
-def activation(name: Any, U: ArrayLike, *, out: Optional[FloatArray] = None,
+def activation(name: Spec, U: ArrayLike, *, out: Optional[FloatArray] = None,
                n_threads: Threads = None) -> FloatArray:
     """Y = f(U), elementwise (softmax: per row).
 
@@ -152,7 +152,7 @@ def activation(name: Any, U: ArrayLike, *, out: Optional[FloatArray] = None,
     return out
 
 
-def activation_backward(name: str, Y: ArrayLike, dY: ArrayLike, *,
+def activation_backward(name: Spec, Y: ArrayLike, dY: ArrayLike, *,
                         out: Optional[FloatArray] = None,
                         n_threads: Threads = None) -> FloatArray:
     """dE/dU from the activation's output Y and the upstream gradient dY = dE/dY.

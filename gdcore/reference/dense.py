@@ -11,7 +11,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .. import _validation as v
-from .._typing import ArrayLike, FloatArray, Threads
+from .._typing import ArrayLike, FloatArray, Spec, Threads
 from .activations import activation as _activation, activation_backward
 
 __all__ = ["dense_forward", "dense_backward"]
@@ -22,7 +22,7 @@ def __dir__():
     return list(__all__)
 
 
-def dense_forward(X: ArrayLike, W: ArrayLike, b: Optional[ArrayLike], activation: str, *,
+def dense_forward(X: ArrayLike, W: ArrayLike, b: Optional[ArrayLike], activation: Spec, *,
                   out: Optional[FloatArray] = None, n_threads: Threads = None) -> FloatArray:
     """Y = f(X @ W + b).
 
@@ -49,7 +49,7 @@ def dense_forward(X: ArrayLike, W: ArrayLike, b: Optional[ArrayLike], activation
     return _activation(activation, U, out=out)
 
 
-def dense_backward(X: ArrayLike, W: ArrayLike, Y: ArrayLike, dY: ArrayLike, activation: str,
+def dense_backward(X: ArrayLike, W: ArrayLike, Y: ArrayLike, dY: ArrayLike, activation: Spec,
                    *, compute_dX: bool = True, dX_out: Optional[FloatArray] = None,
                    dW_out: Optional[FloatArray] = None, db_out: Optional[FloatArray] = None,
                    delta_out: Optional[FloatArray] = None, n_threads: Threads = None

@@ -1,7 +1,7 @@
 """Losses, averaged over the batch of B samples, and their canonical deltas.
 
 Each loss pairs with an output activation so that dE/dU takes the simple form
-D = (Y - T) / B (textbook notation: delta_k = y_k - t_k, per sample):
+D = (Y - T) / B (textbook notation: delta_k = y_k - t_k, per sample)::
 
     squared_error          (identity)  E = 1/B sum_i 1/2 sum_k (y_ik - t_ik)^2
                                        D = (Y - T) / B
@@ -34,12 +34,12 @@ logarithms see probabilities clipped below at the dtype's smallest normal number
 a saturated output gives a large finite loss instead of inf (PyTorch's BCELoss clamps
 the logarithm at -100 for the same reason).  Deltas are not clipped.
 """
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from .. import _validation as v
-from .._typing import ArrayLike, FloatArray, NDArray, Threads
+from .._typing import ArrayLike, FloatArray, NDArray, Spec, Threads
 
 __all__ = ["loss", "loss_delta"]
 
@@ -115,13 +115,16 @@ def _delta(name, Y, T, out, params=None):
     return out
 
 
-def _prepare(name: Any, Y: Any, T: Any) -> Tuple[FloatArray, NDArray[Any]]:
-    name, params = v.loss_spec(name)
+def _prepare(spec: Any, Y: Any, T: Any
+             ) -> Tuple[str, Dict[str, Any], FloatArray, NDArray[Any]]:
+    """(name, params, Y, T) of a loss call: the checked spec, Y as a 2-D float array and
+    T normalised for the loss."""
+    name, params = v.loss_spec(spec)
     Y = v.float_array(Y, "Y", 2)
     return name, params, Y, v.targets(name, Y, T)
 
 
-def loss(name: str, Y: ArrayLike, T: ArrayLike, *, n_threads: Threads = None) -> float:
+def loss(name: Spec, Y: ArrayLike, T: ArrayLike, *, n_threads: Threads = None) -> float:
     """The loss E(Y, T) of a batch, as a Python float.
 
     Parameters
@@ -145,7 +148,7 @@ def loss(name: str, Y: ArrayLike, T: ArrayLike, *, n_threads: Threads = None) ->
     return _loss_value(name, Y, T, params)
 
 
-def loss_delta(name: str, Y: ArrayLike, T: ArrayLike, *, out: Optional[FloatArray] = None,
+def loss_delta(name: Spec, Y: ArrayLike, T: ArrayLike, *, out: Optional[FloatArray] = None,
                n_threads: Threads = None) -> Tuple[float, FloatArray]:
     """The loss and D = dE/dU of the paired output activation, in one call.
 
@@ -164,7 +167,7 @@ def loss_delta(name: str, Y: ArrayLike, T: ArrayLike, *, out: Optional[FloatArra
     return value, _delta(name, Y, T, out, params)
 
 
-def weighted_loss_delta(name: str, Y: FloatArray, T: NDArray[Any], sample_weight: FloatArray
+def weighted_loss_delta(name: Spec, Y: FloatArray, T: NDArray[Any], sample_weight: FloatArray
                         ) -> Tuple[float, FloatArray]:
     """The sample-weighted loss and delta of the native weighted train step.
 

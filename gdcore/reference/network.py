@@ -125,8 +125,9 @@ def network_step(net: "MLP", X: FloatArray, T: NDArray[Any], optimizer: Optional
         if v.activation_spec(act)[0] in v.NEEDS_PREACTIVATION:
             G = activation_backward(act, pre[l], G)
             act = "identity"
-        G, _, _ = dense_backward(inputs[l], layer.W, outputs[l], G, act,
-                                 compute_dX=l > 0, dW_out=layer.dW, db_out=layer.db)
+        dX, _, _ = dense_backward(inputs[l], layer.W, outputs[l], G, act,
+                                  compute_dX=l > 0, dW_out=layer.dW, db_out=layer.db)
+        G = cast(FloatArray, dX)        # None after the first layer, where the loop ends
     if l1 or l2:
         for layer in net.layers:
             W = layer.W.astype(np.float64)

@@ -347,7 +347,8 @@ def _check_norm_type(norm_type):
     return v.check_float(norm_type, "norm_type", 0.0, low_open=True)
 
 
-def grad_norm(grads, norm_type, active=None):
+def grad_norm(grads: FloatArray, norm_type: float, active: Optional[ArrayLike] = None
+              ) -> float:
     """The norm of order ``norm_type`` (> 0 or inf) of the 1-D ``grads`` over the
     elements where ``active`` is true (all without it), as the native step sums it:
     |g|^p in float64 over fixed blocks of max(NORM_BLOCK, ceil(n / NORM_MAX_BLOCKS))
@@ -378,7 +379,7 @@ def grad_norm(grads, norm_type, active=None):
     return total ** (1 / norm_type)
 
 
-def clip_coef(max_norm, total, dtype):
+def clip_coef(max_norm: float, total: float, dtype: np.dtype[Any]) -> float:
     """torch.nn.utils.clip_grad_norm_'s factor in ``dtype``: clamp(max_norm /
     (total + 1e-6), max=1), evaluated as torch does (the reciprocal of the shifted
     norm times max_norm); NaN stays NaN and an infinite norm gives 0."""
@@ -388,10 +389,13 @@ def clip_coef(max_norm, total, dtype):
     return 1.0 if c > 1 else float(c)
 
 
-def clip_grad_norm(grads, max_norm, *, norm_type=2.0, n_threads=None):
+def clip_grad_norm(grads: FloatArray, max_norm: float, *, norm_type: float = 2.0,
+                   n_threads: Threads = None) -> float:
     """Scale ``grads`` in place so that its norm is at most ``max_norm``, as
     ``torch.nn.utils.clip_grad_norm_`` (error_if_nonfinite=False) does, and return the
     norm before clipping.
+
+    ::
 
         total = ||grads||_p            (p = norm_type > 0, or inf: max |g|)
         grads = grads * min(max_norm / (total + 1e-6), 1)
@@ -411,7 +415,8 @@ def clip_grad_norm(grads, max_norm, *, norm_type=2.0, n_threads=None):
     return total
 
 
-def clip_grad_value(grads, clip_value, *, n_threads=None):
+def clip_grad_value(grads: FloatArray, clip_value: float, *, n_threads: Threads = None
+                    ) -> FloatArray:
     """Clamp ``grads`` in place to [-clip_value, clip_value], as
     ``torch.nn.utils.clip_grad_value_`` does (NaN stays NaN); returns ``grads``.
     ``clip_value`` must be > 0 and finite."""
@@ -440,7 +445,8 @@ def _moments(exp_avg, exp_avg_sq, g, beta1, beta2):
     exp_avg_sq += (1 - beta2) * g * g
 
 
-def nadam_mu_product(beta1, momentum_decay, steps, done=0, product=1.0):
+def nadam_mu_product(beta1: float, momentum_decay: float, steps: int, done: int = 0,
+                     product: float = 1.0) -> float:
     """mu_1 mu_2 ... mu_steps, multiplied in this order in float64: the ``mu_product``
     torch.optim.NAdam keeps after ``steps`` steps.  ``product`` given as the product of
     the first ``done`` factors continues it with the same multiplications."""
@@ -449,7 +455,8 @@ def nadam_mu_product(beta1, momentum_decay, steps, done=0, product=1.0):
     return product
 
 
-def nadam_step_scalars(lr, beta1, beta2, momentum_decay, step, mu_product):
+def nadam_step_scalars(lr: float, beta1: float, beta2: float, momentum_decay: float,
+                       step: int, mu_product: float) -> Tuple[float, float, float, float]:
     """(bias_correction2, grad_coef, exp_avg_coef, mu_product after the step) of NAdam's
     step ``step``, in float64, as torch.optim.NAdam computes them from its
     ``mu_product`` before the step."""
@@ -462,10 +469,15 @@ def nadam_step_scalars(lr, beta1, beta2, momentum_decay, step, mu_product):
     return bias_correction2, grad_coef, exp_avg_coef, mu_product
 
 
-def nadam_update(params, grads, exp_avg, exp_avg_sq, *, step, lr=2e-3, betas=(0.9, 0.999),
-                 eps=1e-8, weight_decay=0.0, momentum_decay=4e-3,
-                 decoupled_weight_decay=False, mu_product=None, n_threads=None):
+def nadam_update(params: FloatArray, grads: ArrayLike, exp_avg: FloatArray,
+                 exp_avg_sq: FloatArray, *, step: int, lr: float = 2e-3,
+                 betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum_decay: float = 4e-3,
+                 decoupled_weight_decay: bool = False, mu_product: Optional[float] = None,
+                 n_threads: Threads = None) -> FloatArray:
     """NAdam (Adam with Nesterov momentum and torch's momentum schedule).
+
+    ::
 
         decoupled_weight_decay:  p = p * (1 - lr * weight_decay)
         else:                    g = grad + weight_decay * p
@@ -503,9 +515,13 @@ def nadam_update(params, grads, exp_avg, exp_avg_sq, *, step, lr=2e-3, betas=(0.
     return params
 
 
-def adamax_update(params, grads, exp_avg, exp_inf, *, step, lr=2e-3, betas=(0.9, 0.999),
-                  eps=1e-8, weight_decay=0.0, n_threads=None):
+def adamax_update(params: FloatArray, grads: ArrayLike, exp_avg: FloatArray,
+                  exp_inf: FloatArray, *, step: int, lr: float = 2e-3,
+                  betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                  weight_decay: float = 0.0, n_threads: Threads = None) -> FloatArray:
     """Adamax (Adam with the infinity norm).
+
+    ::
 
         g = grad + weight_decay * p
         m = m + (1 - beta1) (g - m)
@@ -531,7 +547,7 @@ def adamax_update(params, grads, exp_avg, exp_inf, *, step, lr=2e-3, betas=(0.9,
     return params
 
 
-def radam_step_scalars(beta1, beta2, step):
+def radam_step_scalars(beta1: float, beta2: float, step: int) -> Tuple[float, float, float]:
     """(bias_correction1, sqrt(bias_correction2), rect) of RAdam's step ``step`` in
     float64, as torch.optim.RAdam computes them; rect is 0.0 on the steps without the
     variance rectification (rho_t <= 5)."""
@@ -546,9 +562,14 @@ def radam_step_scalars(beta1, beta2, step):
     return bias_correction1, bias_correction2 ** 0.5, rect
 
 
-def radam_update(params, grads, exp_avg, exp_avg_sq, *, step, lr=1e-3, betas=(0.9, 0.999),
-                 eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False, n_threads=None):
+def radam_update(params: FloatArray, grads: ArrayLike, exp_avg: FloatArray,
+                 exp_avg_sq: FloatArray, *, step: int, lr: float = 1e-3,
+                 betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, decoupled_weight_decay: bool = False,
+                 n_threads: Threads = None) -> FloatArray:
     """RAdam (Adam with the variance rectification).
+
+    ::
 
         decoupled_weight_decay:  p = p * (1 - lr * weight_decay)
         else:                    g = grad + weight_decay * p
@@ -582,7 +603,7 @@ def radam_update(params, grads, exp_avg, exp_avg_sq, *, step, lr=1e-3, betas=(0.
     return params
 
 
-def rprop_options(etas, step_sizes):
+def rprop_options(etas: Any, step_sizes: Any) -> Tuple[float, float, float, float]:
     """(etaminus, etaplus, min step size, max step size), checked."""
     etaminus, etaplus = v.check_pair(etas, "etas", "(etaminus, etaplus)")
     size_min, size_max = v.check_pair(step_sizes, "step_sizes",
@@ -599,9 +620,13 @@ def _sign(x):
     return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
 
 
-def rprop_update(params, grads, prev, step_size, *, etas=(0.5, 1.2), step_sizes=(1e-6, 50),
-                 n_threads=None):
+def rprop_update(params: FloatArray, grads: ArrayLike, prev: FloatArray,
+                 step_size: FloatArray, *, etas: Tuple[float, float] = (0.5, 1.2),
+                 step_sizes: Tuple[float, float] = (1e-6, 50), n_threads: Threads = None
+                 ) -> FloatArray:
     """Rprop (resilient backpropagation: only the gradient's sign is used).
+
+    ::
 
         s = sign(g * prev)                   (0 for NaN, as torch.sign)
         f = etaplus (s > 0), etaminus (s < 0), 1 (s = 0)
