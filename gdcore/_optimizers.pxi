@@ -759,7 +759,7 @@ cdef inline void adam_loop(floating* p, const floating* g, floating* exp_avg,
     cdef floating bc2_sqrt = <floating>bias_correction2_sqrt
     cdef bint coupled_decay = weight_decay != 0 and not decoupled
     cdef bint decoupled_decay = weight_decay != 0 and decoupled
-    cdef floating gi, pi, m, v, vmax, denom
+    cdef floating gi, pi, m, v, vmax, larger, denom
     for i in range(start, stop):
         gi = g[i]
         pi = p[i]
@@ -771,9 +771,11 @@ cdef inline void adam_loop(floating* p, const floating* g, floating* exp_avg,
         v = v + one_minus_beta2 * gi * gi
         exp_avg_sq[i] = v
         if amsgrad:
-            # numpy.maximum / torch.maximum: NaN wins
+            # numpy.maximum / torch.maximum: NaN wins (two selects, so that the loop
+            # vectorises: a short-circuit ``or`` would be a branch)
             vmax = max_exp_avg_sq[i]
-            vmax = vmax if (vmax >= v or vmax != vmax) else v
+            larger = vmax if vmax >= v else v
+            vmax = vmax if vmax != vmax else larger
             max_exp_avg_sq[i] = vmax
             v = vmax
         if floating is float:
