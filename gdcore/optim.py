@@ -1030,7 +1030,9 @@ class Rprop(Optimizer):
     As in PyTorch, ``lr`` is only the initial step size of every element (read at the
     first step): changing it later, by hand or by a schedule, has no effect.  Requires
     0 < etas[0] < 1 < etas[1] and 0 <= step_sizes[0] <= step_sizes[1] (PyTorch checks
-    only the etas).
+    only the etas).  With parameter groups (``set_param_groups``) a group's
+    ``lr_factor`` scales its initial step size, as a torch parameter group's ``lr``
+    does; it is applied before the first step of a network.
     """
 
     kernel = "rprop_update"
@@ -1054,3 +1056,16 @@ class Rprop(Optimizer):
     def _native_scalars(self, step):
         h = self._hyper
         return self._padded(h["etas"] + h["step_sizes"])
+
+    def native_options(self, layout: Layout
+                       ) -> Tuple[Clip, Optional[IntArray], Optional[List[GroupRow]]]:
+        # lr is only the initial step size: before the first step, each group's segment
+        # of the freshly made step_size starts at lr x its lr_factor
+        result = super().native_options(layout)
+        _, segments, rows = result
+        step_size = self._state.get("step_size")
+        if segments is not None and rows is not None and self._step_count == 0 \
+                and step_size is not None:
+            for (start, stop, _), (lr_factor, _) in zip(segments, rows):
+                step_size[start:stop] = self._hyper["lr"] * lr_factor
+        return result

@@ -357,3 +357,44 @@ def test_fit_options_stay_with_the_optimizer_and_pickle(rng):
     assert copy.clipping == opt.clipping and copy.param_groups == opt.param_groups
     net.fit(X, T, epochs=1, param_groups=[])    # []: removed
     assert opt.param_groups == []
+
+
+EVERY_OPTIMIZER = [(gd.optim.SGD, dict(lr=0.05, momentum=0.9)),
+                   (gd.optim.Adagrad, dict(lr=0.05, lr_decay=0.01)),
+                   (gd.optim.Adadelta, dict(lr=0.5)),
+                   (gd.optim.RMSprop, dict(lr=0.01, momentum=0.5, centered=True)),
+                   (gd.optim.Adam, dict(lr=0.01, amsgrad=True)),
+                   (gd.optim.AdamW, dict(lr=0.01)),
+                   (gd.optim.NAdam, dict(lr=0.01)),
+                   (gd.optim.Adamax, dict(lr=0.01)),
+                   (gd.optim.RAdam, dict(lr=0.01)),
+                   (gd.optim.Rprop, dict(lr=0.01))]
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+@pytest.mark.parametrize("opt_cls, options", EVERY_OPTIMIZER,
+                         ids=[cls.__name__ for cls, _ in EVERY_OPTIMIZER])
+def test_lr_factor_and_frozen_groups_of_every_optimizer_equal_separate_ones(
+        opt_cls, options, backend, rng):
+    """Every optimizer, its rate scaled per layer or frozen, steps each layer as a
+    separate optimizer with that rate would (Rprop: the initial step size) — 8 steps,
+    so RAdam's rectified steps are included."""
+    dtype = np.dtype(np.float64)
+    X = rng.standard_normal((12, 5))
+    T = rng.integers(0, 3, 12)
+    groups = [{"layers": [0], "lr_factor": 0.25}, {"layers": 2, "frozen": True}]
+    net, opt = _setup([5, 6, 4, 3], dtype, backend, None, groups, opt_cls, **options)
+    pieces = []
+    for l, (w0, _, _, b1) in enumerate(net.param_layout):
+        factor = {0: 0.25, 1: 1.0, 2: None}[l]
+        sep = None if factor is None else opt_cls(**dict(options, lr=options["lr"] * factor),
+                                                  backend=backend)
+        pieces.append((slice(w0, b1), sep))
+    buffers = [net.params[s].copy() for s, _ in pieces]
+    for _ in range(8):
+        _, g = net.gradient(X, T)
+        net.train_step(X, T, opt)
+        for (s, sep), buf in zip(pieces, buffers):
+            if sep is not None:
+                sep.step(buf, g[s].copy())
+            np.testing.assert_allclose(net.params[s], buf, rtol=1e-13, atol=1e-15)
