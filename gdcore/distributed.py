@@ -225,6 +225,12 @@ def fit(net: "MLP", X: ArrayLike, T: ArrayLike, comm: Any, epochs: int = 10,
     _agree(comm, error)
 
     optimizer = _resolve_optimizer(net, optimizer)
+    # the same on every rank (the optimizers agree, as the step counts below): the
+    # update here is Optimizer.step on the flat buffer, which has no layer layout
+    _agree(comm, ValueError(
+        "distributed fit updates the flat parameter buffer with Optimizer.step, which "
+        "knows no layers: parameter groups need MLP.fit (gradient clipping works here)")
+        if optimizer.param_groups else None)
     optimizer.prepare(net.params)
     steps = comm.allgather(optimizer.step_count)
     _agree(comm, None if len(set(steps)) == 1 else ValueError(

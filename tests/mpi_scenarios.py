@@ -107,6 +107,16 @@ def main(out_dir):
     h_b = fit(b, X, T, comm=alone, epochs=3, batch_size=16, seed=2,
               optimizer=gd.optim.Adam(lr=1e-2))
     meta["alone_equal"] = bool(np.array_equal(a.params, b.params) and h_a.loss == h_b.loss)
+    # parameter groups are refused on every rank before any update
+    grouped = gd.optim.Adam(lr=1e-2)
+    grouped.set_param_groups([{"layers": [0], "frozen": True}])
+    before = b.params.copy()
+    try:
+        fit(b, X, T, comm=comm, epochs=1, batch_size=16, optimizer=grouped)
+        meta["groups_error"] = ""
+    except ValueError as err:
+        meta["groups_error"] = str(err)
+    meta["groups_unchanged"] = bool(np.array_equal(b.params, before))
     alone.Free()
     # every rank rejects bad input together (no rank left waiting)
     try:

@@ -129,6 +129,13 @@ def test_validation_metrics_are_global_and_drive_the_schedule(ranks):
 
 
 @needs_mpi
+def test_parameter_groups_are_refused_on_every_rank_before_any_update(ranks):
+    for _, meta in ranks:
+        assert "parameter groups need MLP.fit" in meta["groups_error"]
+        assert meta["groups_unchanged"]
+
+
+@needs_mpi
 def test_a_bad_shard_on_one_rank_fails_on_every_rank(ranks):
     (_, m0), (_, m1) = ranks
     assert "4 features" in m1["error"]
