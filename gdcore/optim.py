@@ -256,8 +256,14 @@ class Optimizer:
         In a network's training step the clipping is fused into the optimizer's one
         pass over the flat buffer (the norm is one read of the gradient before it), and
         ``net.grads`` holds the clipped gradient afterwards, as with torch.  The
-        setting is saved by ``state_dict`` and checkpoints.
+        setting is saved by ``state_dict`` and checkpoints.  Changing it while another
+        thread steps or fits with this optimizer raises RuntimeError.
         """
+        with self._using():
+            self._set_clipping(clip_norm, clip_value, norm_type)
+
+    def _set_clipping(self, clip_norm, clip_value, norm_type):
+        # without the lock: for fit, which holds it
         self._clip = check_clipping(clip_norm, clip_value, norm_type)
         self._options_cache = None
 
@@ -293,8 +299,14 @@ class Optimizer:
         contiguous run of parameters with the same settings is one segment with its
         own row of step scalars).  The step count is the optimizer's, one for all
         groups: a layer unfrozen later continues with it (torch counts per tensor).
-        The groups are saved by ``state_dict`` and checkpoints.
+        The groups are saved by ``state_dict`` and checkpoints.  Changing them while
+        another thread steps or fits with this optimizer raises RuntimeError.
         """
+        with self._using():
+            self._set_param_groups(groups)
+
+    def _set_param_groups(self, groups):
+        # without the lock: for fit, which holds it
         groups = check_param_groups(groups)
         for i, group in enumerate(groups):
             if "weight_decay" in group and "weight_decay" not in self._defaults:
@@ -507,6 +519,9 @@ def check_clipping(clip_norm: Any = None, clip_value: Any = None, norm_type: Any
         norm_type = math.inf
     else:
         norm_type = v.check_float(norm_type, "norm_type", 0.0, low_open=True)
+    for name, value in (("clip_norm", clip_norm), ("clip_value", clip_value)):
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be a real number > 0 or None, got {value!r}")
     if clip_norm is not None and clip_value is not None:
         raise ValueError(f"clip_norm and clip_value cannot both be set (got clip_norm="
                          f"{clip_norm!r}, clip_value={clip_value!r}); choose one")

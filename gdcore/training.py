@@ -483,10 +483,11 @@ def _check_optimizer_options(net, optimizer, clip_norm, clip_value, norm_type, p
 
 
 def _set_optimizer_options(optimizer, clip, param_groups):
+    # fit holds the optimizer's lock, which the public setters take
     if clip is not None:
-        optimizer.set_clipping(**clip)
+        optimizer._set_clipping(**clip)
     if param_groups is not None:
-        optimizer.set_param_groups(param_groups)
+        optimizer._set_param_groups(param_groups)
 
 
 def check_fit_options(epochs, batch_size, l1, l2, input_noise, early_stopping,

@@ -398,3 +398,11 @@ def test_lr_factor_and_frozen_groups_of_every_optimizer_equal_separate_ones(
             if sep is not None:
                 sep.step(buf, g[s].copy())
             np.testing.assert_allclose(net.params[s], buf, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("kwargs", [dict(clip_norm=True), dict(clip_value=np.bool_(True))])
+def test_a_bool_is_not_a_clipping_threshold(kwargs):
+    opt = gd.optim.SGD(lr=0.1)
+    with pytest.raises(TypeError, match="must be a real number > 0 or None"):
+        opt.set_clipping(**kwargs)
+    assert opt.clipping["clip_norm"] is None and opt.clipping["clip_value"] is None

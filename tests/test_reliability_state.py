@@ -323,14 +323,17 @@ def test_one_net_from_two_threads_raises_runtime_error():
     for call in (lambda: net.train_step(X[:8], y[:8], opt),
                  lambda: net.fit(X, y, epochs=1, progress=False),
                  lambda: net.train_step(X[:8], y[:8], gd.optim.Adam()),
-                 lambda: opt.step(np.zeros(3, np.float32), np.zeros(3, np.float32))):
+                 lambda: opt.step(np.zeros(3, np.float32), np.zeros(3, np.float32)),
+                 lambda: opt.set_clipping(clip_norm=1.0),
+                 lambda: opt.set_param_groups([{"layers": [0], "frozen": True}])):
         try:
             call()
         except RuntimeError as err:
             errors.append(str(err))
     worker.join()
-    assert len(errors) == 4 and all("another thread" in e for e in errors)
+    assert len(errors) == 6 and all("another thread" in e for e in errors)
     assert net.epochs_trained == 3 and opt.step_count == 3 * 64
+    assert opt.clipping["clip_norm"] is None and opt.param_groups == []
 
 
 def test_different_nets_in_threads_equal_serial_runs():
