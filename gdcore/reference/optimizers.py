@@ -39,6 +39,16 @@ def _check_step(step: Any) -> int:
     return v.check_int(step, "step", low=1)
 
 
+def _adam_family_options(step: Any, lr: Any, betas: Any, eps: Any, weight_decay: Any
+                         ) -> Tuple[int, float, float, float, float, float]:
+    """The checked (step, lr, beta1, beta2, eps, weight_decay) of the Adam family, in
+    that order of checking."""
+    step, lr = _check_step(step), v.check_float(lr, "lr", 0.0)
+    beta1, beta2 = v.check_betas(betas)
+    return (step, lr, beta1, beta2, v.check_float(eps, "eps", 0.0, low_open=True),
+            v.check_float(weight_decay, "weight_decay", 0.0))
+
+
 def _check_buffers(params: Any, grads: Any, **state: Any) -> Tuple[FloatArray, FloatArray]:
     params = v.param_vector(params, "params")
     grads = v.grad_vector(grads, params)
@@ -268,11 +278,8 @@ def adam_step_scalars(lr: float, beta1: float, beta2: float, step: int) -> Tuple
 
 def _adam(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, betas, eps,
           weight_decay, amsgrad, decoupled):
-    step = _check_step(step)
-    lr = v.check_float(lr, "lr", 0.0)
-    beta1, beta2 = v.check_betas(betas)
-    eps = v.check_float(eps, "eps", 0.0, low_open=True)
-    weight_decay = v.check_float(weight_decay, "weight_decay", 0.0)
+    step, lr, beta1, beta2, eps, weight_decay = _adam_family_options(
+        step, lr, betas, eps, weight_decay)
     params, grads = _check_buffers(params, grads, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq,
                                    max_exp_avg_sq=max_exp_avg_sq)
     v.state_vector(exp_avg, "exp_avg", params, "by Adam")
@@ -492,11 +499,8 @@ def nadam_update(params: FloatArray, grads: ArrayLike, exp_avg: FloatArray,
     product in float64 (``nadam_mu_product``, O(step) work).
     """
     v.check_threads(n_threads)
-    step = _check_step(step)
-    lr = v.check_float(lr, "lr", 0.0)
-    beta1, beta2 = v.check_betas(betas)
-    eps = v.check_float(eps, "eps", 0.0, low_open=True)
-    weight_decay = v.check_float(weight_decay, "weight_decay", 0.0)
+    step, lr, beta1, beta2, eps, weight_decay = _adam_family_options(
+        step, lr, betas, eps, weight_decay)
     momentum_decay = v.check_float(momentum_decay, "momentum_decay", 0.0)
     if mu_product is None:
         mu_product = nadam_mu_product(beta1, momentum_decay, step - 1)
@@ -529,11 +533,8 @@ def adamax_update(params: FloatArray, grads: ArrayLike, exp_avg: FloatArray,
         p = p - lr / (1 - beta1^t) * m / u
     """
     v.check_threads(n_threads)
-    step = _check_step(step)
-    lr = v.check_float(lr, "lr", 0.0)
-    beta1, beta2 = v.check_betas(betas)
-    eps = v.check_float(eps, "eps", 0.0, low_open=True)
-    weight_decay = v.check_float(weight_decay, "weight_decay", 0.0)
+    step, lr, beta1, beta2, eps, weight_decay = _adam_family_options(
+        step, lr, betas, eps, weight_decay)
     params, grads = _check_buffers(params, grads, exp_avg=exp_avg, exp_inf=exp_inf)
     v.state_vector(exp_avg, "exp_avg", params, "by Adamax")
     v.state_vector(exp_inf, "exp_inf", params, "by Adamax")
@@ -583,11 +584,8 @@ def radam_update(params: FloatArray, grads: ArrayLike, exp_avg: FloatArray,
     reciprocal of sqrt(v) + eps times the scalar.
     """
     v.check_threads(n_threads)
-    step = _check_step(step)
-    lr = v.check_float(lr, "lr", 0.0)
-    beta1, beta2 = v.check_betas(betas)
-    eps = v.check_float(eps, "eps", 0.0, low_open=True)
-    weight_decay = v.check_float(weight_decay, "weight_decay", 0.0)
+    step, lr, beta1, beta2, eps, weight_decay = _adam_family_options(
+        step, lr, betas, eps, weight_decay)
     params, grads = _check_buffers(params, grads, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq)
     v.state_vector(exp_avg, "exp_avg", params, "by RAdam")
     v.state_vector(exp_avg_sq, "exp_avg_sq", params, "by RAdam")
