@@ -42,6 +42,7 @@ cdef extern from "Python.h":
 
 cdef extern from *:
     """
+    #define gd_prefetch(p) __builtin_prefetch((p), 0, 2)
     #define GD_SM64_GAMMA 0x9E3779B97F4A7C15ULL
     #define GD_SM64_M1 0xBF58476D1CE4E5B9ULL
     #define GD_SM64_M2 0x94D049BB133111EBULL
@@ -49,6 +50,7 @@ cdef extern from *:
     unsigned long long GD_SM64_GAMMA
     unsigned long long GD_SM64_M1
     unsigned long long GD_SM64_M2
+    void gd_prefetch(const void* p) noexcept nogil
 
 cdef enum:
     STATUS_OK = 0
@@ -151,30 +153,36 @@ cdef double regularize(floating* W, floating* dW, Py_ssize_t n, double l1,
                        double l2) noexcept nogil:
     """dW += l2 W; dW += l1 sign(W); returns 1/2 l2 sum W^2 + l1 sum |W|.
 
-    The gradient pass vectorises; the penalty is summed in double over four
-    interleaved partial sums added in a fixed order (independent of threads)."""
+    The gradient passes vectorise; each penalty sum is the gradient norm's reduction
+    (norm_run: NORM_LANES partial sums in double, added in lane order), so it runs at
+    the speed of the read and its bits do not depend on threads or the build."""
     cdef Py_ssize_t i
     cdef floating l1_ = <floating>l1, l2_ = <floating>l2, zero = 0, one = 1, w
-    cdef double[4] sq
-    cdef double[4] ab
-    cdef double x
+    cdef double penalty = 0
     if l2 != 0:
         for i in range(n):
             dW[i] = dW[i] + l2_ * W[i]
+        penalty += 0.5 * l2 * lane_sum(W, n, 2.0)
     if l1 != 0:
         for i in range(n):
             w = W[i]
             # numpy.sign: -1, 0 or 1, and NaN for NaN
             dW[i] = dW[i] + l1_ * (one if w > zero else (-one if w < zero else w))
-    for i in range(4):
-        sq[i] = 0
-        ab[i] = 0
-    for i in range(n):
-        x = W[i]
-        sq[i & 3] += x * x
-        ab[i & 3] += fabs(x)
-    return (0.5 * l2 * ((sq[0] + sq[1]) + (sq[2] + sq[3]))
-            + l1 * ((ab[0] + ab[1]) + (ab[2] + ab[3])))
+        penalty += l1 * lane_sum(W, n, 1.0)
+    return penalty
+
+
+cdef double lane_sum(const floating* W, Py_ssize_t n, double p) noexcept nogil:
+    """sum |W_i|^p for p = 1 or 2, by norm_run's lanes added in lane order."""
+    cdef double acc[NORM_LANES]
+    cdef double total = 0
+    cdef Py_ssize_t j
+    for j in range(NORM_LANES):
+        acc[j] = 0
+    norm_run(W, 0, n, 0, p, acc)
+    for j in range(NORM_LANES):
+        total = total + acc[j]
+    return total
 
 
 cdef bint all_finite(const floating* a, Py_ssize_t n) noexcept nogil:
@@ -393,6 +401,20 @@ cdef void gather_rows(const floating* src, floating* dst, const cnp.int64_t* row
         memcpy(dst + r * width, src + rows[r] * width, width * sizeof(floating))
 
 
+cdef void prefetch_rows(const void* src, const cnp.int64_t* rows, Py_ssize_t n_rows,
+                        Py_ssize_t row_bytes) noexcept nogil:
+    """Ask the memory system for the rows of the next mini-batch: shuffled rows of a
+    large X are cache misses, which the current step's work then hides."""
+    cdef Py_ssize_t r, offset
+    cdef const char* row
+    for r in range(n_rows):
+        row = <const char*>src + rows[r] * row_bytes
+        offset = 0
+        while offset < row_bytes:
+            gd_prefetch(row + offset)
+            offset += 64
+
+
 cdef double net_epoch(Net* net, const floating* X, const floating* T,
                       const cnp.int64_t* labels, Py_ssize_t N, const cnp.int64_t* order,
                       Py_ssize_t batch, Optim* opt, const double* scalars,
@@ -400,7 +422,7 @@ cdef double net_epoch(Net* net, const floating* X, const floating* T,
                       int* status) noexcept nogil:
     """One epoch of mini-batch steps over the rows in ``order`` (NULL: 0..N-1).
     Returns the sum over batches of (batch loss x batch size)."""
-    cdef Py_ssize_t start, k = 0, B, j
+    cdef Py_ssize_t start, k = 0, B, j, next_b
     cdef Py_ssize_t n_in = net.sizes[0], K = net.sizes[net.n_layers]
     cdef const floating* Xk
     cdef const floating* Tk
@@ -438,6 +460,13 @@ cdef double net_epoch(Net* net, const floating* X, const floating* T,
                             1 if net.solo_left > 0 else nt)
                 Tk = <floating*>net.Tb
                 Lk = NULL
+            if start + B < N:
+                next_b = min(batch, N - start - B)
+                prefetch_rows(X, order + start + B, next_b, n_in * sizeof(floating))
+                if labels != NULL:
+                    prefetch_rows(labels, order + start + B, next_b, sizeof(cnp.int64_t))
+                else:
+                    prefetch_rows(T, order + start + B, next_b, K * sizeof(floating))
         else:
             Xk = X + start * n_in
             Tk = T + start * K if T != NULL else NULL

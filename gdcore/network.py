@@ -308,6 +308,7 @@ class MLP:
         state = dict(self.__dict__)
         state["_workspace"] = None
         state.pop("layers", None)
+        state.pop("_marks", None)
         return state
 
     def __setstate__(self, state):
@@ -747,20 +748,26 @@ class MLP:
             self._check_optimizer(optimizer)
         # the marks of _optim.exclusive, inlined: this is the per-step hot path
         token = object()
-        if self.__dict__.setdefault("_busy", token) is not token:
+        marks = self.__dict__.get("_marks")
+        if marks is None:
+            marks = _optim.busy_marks(self)
+        opt_marks = optimizer.__dict__.get("_marks")
+        if opt_marks is None:
+            opt_marks = _optim.busy_marks(optimizer)
+        if marks.setdefault("busy", token) is not token:
             raise RuntimeError("this network is in use by another thread; use one per "
                                "thread (or serialise the calls with a lock)")
         try:
-            if optimizer.__dict__.setdefault("_busy", token) is not token:
+            if opt_marks.setdefault("busy", token) is not token:
                 raise RuntimeError(f"this {type(optimizer).__name__} optimizer is in use "
                                    f"by another thread; use one per thread (or serialise "
                                    f"the calls with a lock)")
             try:
                 return self._guarded_step(X, T, optimizer, l1, l2, input_noise, n_threads)
             finally:
-                del optimizer.__dict__["_busy"]
+                del opt_marks["busy"]
         finally:
-            del self.__dict__["_busy"]
+            del marks["busy"]
 
     def _guarded_step(self, X, T, optimizer, l1, l2, input_noise, n_threads):
         """``_train_step``, undoing what a failed step left (the seed it drew, the

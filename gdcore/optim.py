@@ -125,7 +125,7 @@ class Optimizer:
         """Hyperparameters, step count and state buffers; the caches tied to one
         parameter buffer are dropped and rebuilt on the next step."""
         state = dict(self.__dict__)
-        state.pop("_busy", None)
+        state.pop("_marks", None)
         state.update(_state_params=None, _plan=None, _scalars=None)
         state.pop("_options_cache", None)
         return state
@@ -607,27 +607,39 @@ def _segments(groups, layout):
     return np.array(segments, dtype=np.int64).reshape(-1, 3), rows
 
 
+def busy_marks(obj):
+    """The small dict that holds ``obj``'s busy mark (see ``exclusive``), made on first
+    use.  A dict of its own, not a key of ``obj.__dict__``: setting and deleting a key
+    on every step would make CPython rebuild the instance dict, a large one, every few
+    steps."""
+    marks = obj.__dict__.get("_marks")
+    if marks is None:
+        marks = obj.__dict__.setdefault("_marks", {})
+    return marks
+
+
 class exclusive:
     """Context manager marking ``obj`` busy for one thread, without waiting: a second
     thread entering while the first is inside raises RuntimeError.
 
-    The mark is a key of ``obj.__dict__`` set with ``dict.setdefault``, which is atomic
-    under the GIL; it exists only while a call runs, so an idle object pickles and
-    copies as before.  It stays held while native code runs without the GIL."""
+    The mark is a key of ``busy_marks(obj)`` set with ``dict.setdefault``, which is
+    atomic under the GIL; it exists only while a call runs, and pickling leaves the
+    marks out, so an idle object pickles and copies as before.  It stays held while
+    native code runs without the GIL."""
 
-    __slots__ = ("obj", "what", "token")
+    __slots__ = ("marks", "what", "token")
 
     def __init__(self, obj, what):
-        self.obj, self.what, self.token = obj, what, object()
+        self.marks, self.what, self.token = busy_marks(obj), what, object()
 
     def __enter__(self):
-        if self.obj.__dict__.setdefault("_busy", self.token) is not self.token:
+        if self.marks.setdefault("busy", self.token) is not self.token:
             raise RuntimeError(f"{self.what} is in use by another thread; use one per "
                                f"thread (or serialise the calls with a lock)")
         return self
 
     def __exit__(self, *exc):
-        del self.obj.__dict__["_busy"]
+        del self.marks["busy"]
         return False
 
 
