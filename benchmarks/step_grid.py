@@ -2,17 +2,22 @@
 
     python benchmarks/step_grid.py [--rounds 15] [--quick] [--contention]
 
-For each case the four variants (native 1T/2T, NumPy reference 1T/2T) are built once
-and timed in interleaved rounds, so a burst of load on this shared machine hits all of
-them alike; each round times a block of calls and the figure is the median over rounds
-of the per-call time (us).  The reference gets exactly n BLAS threads through
-threadpoolctl.  ``--contention`` instead measures the stall bound: the mean time of a
+For each case the native variants (1 and 2 threads) run in one child process and the
+NumPy reference's (1 and 2 BLAS threads) in another, one after the other; inside each,
+the two thread counts are built once and timed in interleaved rounds, so a burst of
+load on this shared machine hits both alike.  Each round times a block of calls and
+the figure is the median over rounds of the per-call time (us).  The reference gets
+exactly n BLAS threads through threadpoolctl.  Separate processes because OpenBLAS's
+workers spin for a while after a 2-thread GEMM: in one process with the native steps,
+NumPy's spinning BLAS worker held the second core while gdcore's team wanted it (a
+784-256-128-10 batch-512 step then ran at 0.9-1.0x one thread instead of 1.6x).  ``--contention`` instead measures the stall bound: the mean time of a
 2-thread native step while a busy process is pinned to one core, against the mean of a
 quiet 1-thread step, and beside 1-thread steps of a twin net alternating with it under
 the same busy process.  Run it once as is and once under
 ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` (the kernel OpenBLAS picks is printed).
 """
 import argparse
+import json
 import os
 import pathlib
 import statistics
@@ -37,8 +42,32 @@ def _calls_for(seconds_per_call):
     return max(1, min(200, int(0.01 / max(seconds_per_call, 1e-7))))
 
 
+def _time_variants(backend, net_name, batch, opt_name, dtype, rounds):
+    """Median us per call of ``backend`` on 1 and 2 threads, interleaved rounds."""
+    variants = [1, 2]
+    cases = {}
+    for n in variants:
+        with blas_limits(n):
+            case = make_case(backend, net_name, batch, opt_name, dtype)
+            kw = {"n_threads": n} if backend == "native" else {}
+            t = _block(*case, kw, 3)
+        cases[n] = (case, kw, _calls_for(t))
+    times = {n: [] for n in variants}
+    for _ in range(rounds):
+        for n in variants:
+            case, kw, calls = cases[n]
+            with blas_limits(n):
+                times[n].append(_block(*case, kw, calls))
+    return {n: statistics.median(times[n]) * 1e6 for n in variants}
+
+
+def _child(args):
+    net_name, batch, opt_name, dtype = args.child[1:]
+    med = _time_variants(args.child[0], net_name, int(batch), opt_name, dtype, args.rounds)
+    print(json.dumps([med[1], med[2]]))
+
+
 def grid(args):
-    variants = [("native", 1), ("native", 2), ("reference", 1), ("reference", 2)]
     print(f"{'case':42s} {'nat1T':>8s} {'nat2T':>8s} {'ref1T':>8s} {'ref2T':>8s} "
           f"{'2T/1T':>6s} {'ref2T/nat2T':>11s}")
     batches = [32, 512] if args.quick else BATCHES
@@ -46,25 +75,17 @@ def grid(args):
         for batch in batches:
             for opt_name in OPTIMIZERS:
                 for dtype in DTYPES:
-                    cases = {}
-                    for b, n in variants:
-                        with blas_limits(n):
-                            case = make_case(b, net_name, batch, opt_name, dtype)
-                            kw = {"n_threads": n} if b == "native" else {}
-                            t = _block(*case, kw, 3)
-                        cases[b, n] = (case, kw, _calls_for(t))
-                    times = {v: [] for v in variants}
-                    for _ in range(args.rounds):
-                        for v in variants:
-                            case, kw, calls = cases[v]
-                            with blas_limits(v[1]):
-                                times[v].append(_block(*case, kw, calls))
-                    med = {v: statistics.median(times[v]) * 1e6 for v in variants}
+                    med = {}
+                    for backend in ("native", "reference"):
+                        out = subprocess.run(
+                            [sys.executable, __file__, "--rounds", str(args.rounds),
+                             "--child", backend, net_name, str(batch), opt_name, dtype],
+                            check=True, capture_output=True, text=True).stdout
+                        med[backend] = json.loads(out.strip().splitlines()[-1])
+                    (n1, n2), (r1, r2) = med["native"], med["reference"]
                     name = f"{net_name} B{batch} {opt_name} {dtype}"
-                    print(f"{name:42s} {med['native', 1]:8.1f} {med['native', 2]:8.1f} "
-                          f"{med['reference', 1]:8.1f} {med['reference', 2]:8.1f} "
-                          f"{med['native', 1] / med['native', 2]:6.2f} "
-                          f"{med['reference', 2] / med['native', 2]:11.2f}", flush=True)
+                    print(f"{name:42s} {n1:8.1f} {n2:8.1f} {r1:8.1f} {r2:8.1f} "
+                          f"{n1 / n2:6.2f} {r2 / n2:11.2f}", flush=True)
 
 
 def contention(args):
@@ -107,7 +128,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="batch 32 and 512 only")
     parser.add_argument("--contention", action="store_true")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        return _child(args)
     from threadpoolctl import threadpool_info
     for info in threadpool_info():
         print(f"# {info['internal_api']} {info.get('version')} "

@@ -60,12 +60,18 @@ cdef enum:
     STATUS_INTERRUPTED = 4
     # how often (nanoseconds of work) the epoch loop takes the GIL to run signal handlers
     SIGNAL_CHECK_NS = 5000000
-    # stall guard: a threaded step slower than STALL_FACTOR_PCT % of the fastest solo
-    # step of its size plus STALL_MARGIN_NS runs the next steps solo, first
+    # stall guard (see team_for_step): the running mean of threaded steps, from
+    # STALL_MIN_RUN of them on, above STALL_FACTOR_PCT % of the solo mean plus
+    # STALL_MARGIN_NS, or one threaded step above twice the solo mean plus STALL_NS
+    # (a worker descheduled for a scheduler slice), runs the next steps solo: first
     # SOLO_STEPS_MIN of them, doubling on each further stall up to SOLO_STEPS_MAX;
-    # CALIBRATION_STEPS solo steps start every new batch size
+    # CALIBRATION_STEPS solo steps start every new batch size.  Means are exponential,
+    # a new step weighing 1/MEAN_WEIGHT.
     STALL_FACTOR_PCT = 110
     STALL_MARGIN_NS = 50000
+    STALL_NS = 1000000
+    STALL_MIN_RUN = 3
+    MEAN_WEIGHT = 4
     CALIBRATION_STEPS = 2
     SOLO_STEPS_MIN = 8
     SOLO_STEPS_MAX = 2048
@@ -105,8 +111,9 @@ cdef struct Net:
     void* sw                  # sample weights (B,) of the current step, or NULL
     # the stall guard of threaded steps (see team_for_step)
     Py_ssize_t timed_batch    # batch size the timings below belong to
-    long long best_solo_ns    # fastest step of that size on the calling thread alone
-    long long best_team_ns    # fastest step of that size on the thread team
+    double solo_ns            # running mean of steps of that size on the calling thread
+    double team_ns            # running mean of the current run of threaded steps
+    int team_run              # threaded steps since the last solo step
     int solo_left             # steps still to run on the calling thread alone
     int backoff               # length of the last run of solo steps
     double grad_norm          # the gradient norm of the last step that clipped by norm
@@ -248,17 +255,23 @@ cdef int team_for_step(Net* net, Py_ssize_t B, int nt) noexcept nogil:
     other core, the worker can be descheduled for a scheduler slice (6-16 ms measured
     here) and the step waits with it; a busy machine can also make the team merely
     slower than one thread.  The guard times every step that could be threaded: the
-    first CALIBRATION_STEPS steps of each batch size run solo, and a threaded step
-    slower than the fastest solo step of its size by the STALL_ rule (the team did not
-    pay) sends the next SOLO_STEPS_MIN..SOLO_STEPS_MAX steps to the calling thread
-    alone (doubling while it repeats, halving after each threaded step that pays).  The blocks are
-    fixed by ``nt`` whatever runs them, so the results are the same bits either way."""
+    first CALIBRATION_STEPS steps of each batch size run solo, and when the threaded
+    steps do not pay -- their running mean above the solo mean by the STALL_ rule, or
+    one of them stalled outright -- the next SOLO_STEPS_MIN..SOLO_STEPS_MAX steps run
+    on the calling thread alone (doubling while it repeats, halving after each
+    threaded step that pays).  Means rather than single steps: on a shared machine a
+    lone slow step is common and says little, and sending the team away for it cost
+    more than the slow step (measured here: two threads 1.0-1.1x one thread on a
+    784-256-128-10 step at batch 512 with single-step decisions, 1.7-1.9x with means).
+    The blocks are fixed by ``nt`` whatever runs them, so the results are the same
+    bits either way."""
     if nt <= 1:
         return 1
     if B != net.timed_batch:
         net.timed_batch = B
-        net.best_solo_ns = 0
-        net.best_team_ns = 0
+        net.solo_ns = 0
+        net.team_ns = 0
+        net.team_run = 0
         net.backoff = 0
         net.solo_left = CALIBRATION_STEPS
     if net.solo_left > 0:
@@ -267,19 +280,28 @@ cdef int team_for_step(Net* net, Py_ssize_t B, int nt) noexcept nogil:
     return nt
 
 
+cdef inline double running_mean(double mean, long long sample, bint first) noexcept nogil:
+    return <double>sample if first else mean + (<double>sample - mean) / MEAN_WEIGHT
+
+
 cdef void record_step(Net* net, int team, long long elapsed) noexcept nogil:
     """Fold a timed step into the stall guard (see team_for_step)."""
-    cdef long long best = net.best_solo_ns
+    cdef double solo = net.solo_ns
     if team <= 1:
-        if best == 0 or elapsed < best:
-            net.best_solo_ns = elapsed
+        # a faster solo step replaces the mean: the first steps of a size (cold caches,
+        # page faults) must not make one thread look slower than it is
+        net.solo_ns = running_mean(solo, elapsed, solo == 0 or elapsed < solo)
+        net.team_run = 0
         return
-    if net.best_team_ns == 0 or elapsed < net.best_team_ns:
-        net.best_team_ns = elapsed
-    if best > 0 and elapsed * 100 > best * STALL_FACTOR_PCT + STALL_MARGIN_NS * 100:
+    net.team_ns = running_mean(net.team_ns, elapsed, net.team_run == 0)
+    net.team_run += 1
+    if solo > 0 and (elapsed > 2 * solo + STALL_NS
+                     or (net.team_run >= STALL_MIN_RUN
+                         and net.team_ns * 100 > solo * STALL_FACTOR_PCT + STALL_MARGIN_NS * 100)):
         net.backoff = min(max(2 * net.backoff, <int>SOLO_STEPS_MIN), <int>SOLO_STEPS_MAX)
         net.solo_left = net.backoff
-    else:
+        net.team_run = 0
+    elif net.team_run >= STALL_MIN_RUN:
         net.backoff //= 2
 
 
@@ -533,8 +555,9 @@ cdef class NetworkWorkspace:
         self.net.n_layers = L
         self.net.sw = NULL
         self.net.timed_batch = 0
-        self.net.best_solo_ns = 0
-        self.net.best_team_ns = 0
+        self.net.solo_ns = 0
+        self.net.team_ns = 0
+        self.net.team_run = 0
         self.net.solo_left = 0
         self.net.backoff = 0
         self.net.grad_norm = NAN
@@ -596,11 +619,12 @@ cdef class NetworkWorkspace:
         return self.net.grad_norm
 
     def stall_guard(self):
-        """The stall guard's state (see team_for_step): batch size timed, fastest solo
-        and team step in ns, solo steps left, current backoff."""
-        return {"batch": self.net.timed_batch, "best_solo_ns": self.net.best_solo_ns,
-                "best_team_ns": self.net.best_team_ns, "solo_left": self.net.solo_left,
-                "backoff": self.net.backoff}
+        """The stall guard's state (see team_for_step): batch size timed, running
+        means of solo steps and of the current run of threaded steps in ns, threaded
+        steps in that run, solo steps left, current backoff."""
+        return {"batch": self.net.timed_batch, "solo_ns": self.net.solo_ns,
+                "team_ns": self.net.team_ns, "team_run": self.net.team_run,
+                "solo_left": self.net.solo_left, "backoff": self.net.backoff}
 
     def hold_solo(self, int steps):
         """Run the next ``steps`` threaded steps on the calling thread alone (the

@@ -193,27 +193,44 @@ def test_stall_guard_calibrates_then_backs_off_and_recovers():
     ws = _workspace(net, X, T, opt)
     state = ws.stall_guard()
     # the first steps of a batch size run solo to time it
-    assert state["batch"] == batch and state["best_solo_ns"] > 0
+    assert state["batch"] == batch and state["solo_ns"] > 0
     assert state["solo_left"] == 1
     net.train_step(X, T, opt, n_threads=2)
     assert ws.stall_guard()["solo_left"] == 0
-    # the rule, on recorded timings relative to the fastest solo step
-    best = ws.stall_guard()["best_solo_ns"]
-    ws.record_step(batch, 2, best // 2)                    # the team pays
-    assert ws.stall_guard()["solo_left"] == 0
-    ws.record_step(batch, 2, 3 * best + 10**7)             # a stalled worker
+    # the rule, on recorded timings (a fresh size, so the means are exactly these)
+    batch += 1
+    ws.record_step(batch, 1, 1_000_000)                     # solo: 1 ms
+    assert ws.stall_guard()["solo_ns"] == 1_000_000
+    ws.record_step(batch, 2, 600_000)                       # the team pays
+    ws.record_step(batch, 2, 1_400_000)                     # one slow step: kept, the
+    assert ws.stall_guard()["solo_left"] == 0               # mean is 0.8 ms
+    assert ws.stall_guard()["team_ns"] == 800_000
+    ws.record_step(batch, 2, 2_000_000)                     # a third: mean 1.1 ms, under
+    #                                                         1.1 x solo + 50 us
+    assert ws.stall_guard()["team_ns"] == 1_100_000 and ws.stall_guard()["solo_left"] == 0
+    ws.record_step(batch, 2, 2_000_000)                     # mean 1.325 ms: solo
     assert ws.stall_guard()["solo_left"] == ws.stall_guard()["backoff"] == 8
-    ws.record_step(batch, 2, best * 12 // 10 + 10**5)      # slower than solo: again
+    assert ws.stall_guard()["team_run"] == 0
+    ws.hold_solo(0)
+    ws.record_step(batch, 2, 3_500_000)                     # a stall (> 2 x solo + 1 ms)
     assert ws.stall_guard()["solo_left"] == ws.stall_guard()["backoff"] == 16
-    for left in range(16, 0, -1):                          # the held steps run solo
+    batch -= 1                                              # the real size again
+    net.train_step(X, T, opt, n_threads=2)                  # (new size: calibrates)
+    for _ in range(2):
+        net.train_step(X, T, opt, n_threads=2)
+    ws.record_step(batch, 2, 10**10)                        # a stall
+    assert ws.stall_guard()["solo_left"] == ws.stall_guard()["backoff"] == 8
+    for left in range(8, 0, -1):                            # the held steps run solo
         assert ws.stall_guard()["solo_left"] == left
         net.train_step(X, T, opt, n_threads=2)
     assert ws.stall_guard()["solo_left"] == 0
-    ws.record_step(batch, 2, ws.stall_guard()["best_solo_ns"] // 2)
-    assert ws.stall_guard()["backoff"] == 8 and ws.stall_guard()["solo_left"] == 0
-    ws.record_step(batch + 1, 1, 5)                        # a new size starts afresh
+    solo = ws.stall_guard()["solo_ns"]
+    for _ in range(3):                                      # threaded steps that pay
+        ws.record_step(batch, 2, int(solo // 2))
+    assert ws.stall_guard()["backoff"] == 4 and ws.stall_guard()["solo_left"] == 0
+    ws.record_step(batch + 1, 1, 5)                         # a new size starts afresh
     assert ws.stall_guard()["batch"] == batch + 1 and ws.stall_guard()["backoff"] == 0
-    assert ws.stall_guard()["best_solo_ns"] == 5
+    assert ws.stall_guard()["solo_ns"] == 5
     # a 1-thread step is never held or timed
     before = ws.stall_guard()
     net.train_step(X, T, opt, n_threads=1)
