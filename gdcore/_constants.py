@@ -75,11 +75,18 @@ GEMM_MIN_PER_THREAD = 4000000
 # runs a step on one thread whenever the team does not beat one thread: a 784-256 layer
 # splits from batch 6 up, 784-15 from batch 171.
 STEP_GEMM_MIN_PER_THREAD = 1000000
+# Inside a step that runs threaded, each layer's GEMMs split from this many
+# multiply-adds per thread: once the team is up, a phase left to one thread makes the
+# worker wait past its short spin (GOMP_SPINCOUNT, see _config.py) and sleep, and
+# waking it cost more than splitting a smaller GEMM (784-256-128-10 at batch 32: two
+# threads 0.9-1.1x one thread with the layers split from 1e6, 1.2-1.5x from 125,000).
+STEP_LAYER_MIN_PER_THREAD = 125000
 THRESHOLDS = {
     "elementwise_min_per_thread": ELEMENTWISE_MIN_PER_THREAD,  # elements
     "optimizer_min_per_thread": OPTIMIZER_MIN_PER_THREAD,      # elements of a step
     "gemm_min_per_thread": GEMM_MIN_PER_THREAD,                # multiply-adds of a layer
     "step_gemm_min_per_thread": STEP_GEMM_MIN_PER_THREAD,      # the same in a train step
+    "step_layer_min_per_thread": STEP_LAYER_MIN_PER_THREAD,    # a layer of a threaded step
 }
 
 # ---- limits ---------------------------------------------------------------------------
@@ -119,6 +126,7 @@ def c_names():
               ("OPTIMIZER_MIN_PER_THREAD", OPTIMIZER_MIN_PER_THREAD),
               ("GEMM_MIN_PER_THREAD", GEMM_MIN_PER_THREAD),
               ("STEP_GEMM_MIN_PER_THREAD", STEP_GEMM_MIN_PER_THREAD),
+              ("STEP_LAYER_MIN_PER_THREAD", STEP_LAYER_MIN_PER_THREAD),
               ("MAX_LAYERS", MAX_LAYERS)]
     items += [("CLIP_" + name.upper(), i) for i, name in enumerate(CLIP_MODES)]
     items += [("NORM_BLOCK", NORM_BLOCK), ("NORM_MAX_BLOCKS", NORM_MAX_BLOCKS),

@@ -54,4 +54,5 @@ THRESHOLDS = {
     "optimizer_min_per_thread": OPTIMIZER_MIN_PER_THREAD,      # elements of a step
     "gemm_min_per_thread": GEMM_MIN_PER_THREAD,                # multiply-adds of a layer
     "step_gemm_min_per_thread": STEP_GEMM_MIN_PER_THREAD,      # the same in a train step
+    "step_layer_min_per_thread": STEP_LAYER_MIN_PER_THREAD,    # a layer of a threaded step
 }

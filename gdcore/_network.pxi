@@ -23,8 +23,9 @@
 #
 # The optimizer's step-dependent scalars come from Python (gdcore.optim), in float64.
 # Threads: a step whose layer GEMMs are all below STEP_GEMM_MIN_PER_THREAD runs on one
-# thread throughout (see net_step); a threaded step that does not beat one thread
-# sends the following steps to the calling thread alone (team_for_step).
+# thread throughout (see net_step); in a threaded step each layer splits its GEMMs from
+# STEP_LAYER_MIN_PER_THREAD (see _constants.py); a threaded step that does not beat one
+# thread sends the following steps to the calling thread alone (team_for_step).
 # Random numbers (dropout masks, input noise) come from a counter-based hash of
 # (step seed, stream, element index), splitmix64, so they do not depend on the thread
 # count and gdcore.network reproduces them exactly with NumPy for the reference backend.
@@ -353,13 +354,13 @@ cdef double net_step(Net* net, const floating* X, const floating* T,
             pre = <floating*>(net.Z[l] if net.Z[l] != NULL else net.A[l])
             dense_forward_core(ACT_IDENTITY, layer_in, params + net.w_off[l],
                                params + net.b_off[l], pre, B, n_in, n_out, nt, team,
-                               STEP_GEMM_MIN_PER_THREAD)
+                               STEP_LAYER_MIN_PER_THREAD)
             activation_core(act, pre, <floating*>net.A[l], B, n_out, team, net.act_p0[l],
                             net.act_p1[l])
         else:
             dense_forward_core(act, layer_in, params + net.w_off[l], params + net.b_off[l],
                                <floating*>net.A[l], B, n_in, n_out, nt, team,
-                               STEP_GEMM_MIN_PER_THREAD)
+                               STEP_LAYER_MIN_PER_THREAD)
         drop = training and net.keep[l] < 1
         if drop:
             dropout_forward(<floating*>net.A[l], <floating*>net.Ad[l], B * n_out, net.keep[l],
@@ -395,7 +396,7 @@ cdef double net_step(Net* net, const floating* X, const floating* T,
                             params + net.w_off[l], <floating*>net.A[l], G, G,
                             <floating*>net.G[l - 1] if l > 0 else NULL,
                             grads + net.w_off[l], grads + net.b_off[l], B, n_in, n_out, nt,
-                            team, STEP_GEMM_MIN_PER_THREAD)
+                            team, STEP_LAYER_MIN_PER_THREAD)
     if reg.l1 != 0 or reg.l2 != 0:
         for l in range(L):
             penalty += regularize(params + net.w_off[l], grads + net.w_off[l],

@@ -2,7 +2,8 @@
 
 The step runs on one thread unless its largest layer GEMM (batch x n_in x n_out
 multiply-adds) gives every thread at least ``step_gemm_min_per_thread`` of work (see
-net_step); each layer then splits again by its own size.  Every case here is checked
+net_step); each layer then splits again by its own size, from
+``step_layer_min_per_thread`` per thread.  Every case here is checked
 to be above that rule first, so a change of the thresholds cannot quietly turn these
 into 1-thread tests.  Results are compared with the NumPy reference backend, and the
 2-thread step is checked to be bitwise reproducible run after run.
@@ -18,14 +19,15 @@ pytestmark = pytest.mark.skipif(not _openmp.openmp_enabled(),
                                 reason="built without OpenMP: every step is serial")
 
 GEMM_MIN = THRESHOLDS["step_gemm_min_per_thread"]
+LAYER_MIN = THRESHOLDS["step_layer_min_per_thread"]
 
 
 def layer_threads(batch, n_in, n_out, n_threads, with_dx=True):
     """Threads of a layer's forward GEMM and of its backward GEMMs, by the rule of
     dense_forward_core / dense_backward_core (capped by the rows they can split)."""
-    forward = min(_openmp.threads_used(n_threads, batch * n_in * n_out, GEMM_MIN), batch)
+    forward = min(_openmp.threads_used(n_threads, batch * n_in * n_out, LAYER_MIN), batch)
     work = batch * n_in * n_out * (2 if with_dx else 1)
-    backward = min(_openmp.threads_used(n_threads, work, GEMM_MIN), max(n_in, batch))
+    backward = min(_openmp.threads_used(n_threads, work, LAYER_MIN), max(n_in, batch))
     return forward, backward
 
 
