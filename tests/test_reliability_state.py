@@ -336,6 +336,30 @@ def test_one_net_from_two_threads_raises_runtime_error():
     assert opt.clipping["clip_norm"] is None and opt.param_groups == []
 
 
+def test_a_copy_made_while_busy_is_free_and_trains_like_the_original():
+    """The busy marks are not state: a network or optimizer copied or pickled while a
+    call holds it (another thread's fit) comes out idle, and continues bitwise."""
+    import copy
+    import pickle
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((64, 8)).astype(np.float32)
+    y = rng.integers(0, 3, 64)
+    net, opt = gd.MLP([8, 16, 3], seed=0), gd.optim.Adam()
+    net.train_step(X, y, opt)
+    with gd.optim.exclusive(net, "this network"), gd.optim.exclusive(opt, "this optimizer"):
+        with pytest.raises(RuntimeError, match="another thread"):
+            net.train_step(X, y, opt)
+        copies = [copy.deepcopy((net, opt)), pickle.loads(pickle.dumps((net, opt)))]
+    runs = []
+    for net_c, opt_c in [(net, opt)] + copies:
+        loss = net_c.train_step(X, y, opt_c)
+        net_c.fit(X, y, epochs=1, optimizer=opt_c, progress=False)   # fit takes it too
+        runs.append((loss, net_c.params.copy(), opt_c.step_count))
+    for loss, params, steps in runs[1:]:
+        assert loss == runs[0][0] and steps == runs[0][2]
+        np.testing.assert_array_equal(params, runs[0][1])
+
+
 def test_different_nets_in_threads_equal_serial_runs():
     rng = np.random.default_rng(1)
     X = rng.standard_normal((512, 32)).astype(np.float32)
