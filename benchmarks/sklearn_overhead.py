@@ -2,6 +2,7 @@
 scikit-learn's own MLPClassifier, outside asv.
 
     python benchmarks/sklearn_overhead.py                 # OpenBLAS as set here
+    python benchmarks/sklearn_overhead.py --defaults      # scikit-learn's defaults
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/sklearn_overhead.py
 
 For each case (784-15-10 and 784-256-128-10 ReLU, adam and sgd, batch 32, 2 epochs over
@@ -14,6 +15,8 @@ For each case (784-15-10 and 784-256-128-10 ReLU, adam and sgd, batch 32, 2 epoc
 * ``sklearn``: ``sklearn.neural_network.MLPClassifier.fit`` with the same parameters,
 
 and prints the medians and the ratios estimator / gd.MLP.fit and sklearn / estimator.
+``--defaults`` times scikit-learn's default network instead: ``(100,)``, adam, batch
+200 (``"auto"`` at this size), 10 epochs.
 BLAS is limited to one thread (threadpoolctl) for all three; the OpenBLAS kernel in
 use (threadpoolctl's ``architecture``) is printed first.
 """
@@ -58,9 +61,14 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--defaults", action="store_true",
+                        help="scikit-learn's defaults: (100,), adam, batch 200, 10 epochs")
     parser.add_argument("--no-sklearn", action="store_true",
                         help="skip scikit-learn's own estimator (the slow one)")
     args = parser.parse_args()
+    cases = CASES
+    if args.defaults:
+        cases, args.batch, args.epochs = [((100,), "adam")], 200, 10
     threadpool_limits(1)
     archs = sorted({str(i.get("architecture")) for i in threadpool_info()
                     if i.get("internal_api") == "openblas"})
@@ -71,7 +79,7 @@ def main():
     y = np.random.default_rng(4).integers(0, 10, args.n)
     print(f"{'case':<26}{'estimator ms':>14}{'gd.MLP.fit ms':>15}{'sklearn ms':>12}"
           f"{'est/MLP':>9}{'sk/est':>8}")
-    for hidden, solver in CASES:
+    for hidden, solver in cases:
         fits = make_fits(hidden, solver, X, y, args.batch, args.epochs)
         if args.no_sklearn:
             del fits["sklearn"]
