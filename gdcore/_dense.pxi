@@ -3,9 +3,15 @@
 #
 # Design
 # ------
-# Forward, per block of sample rows (one block per thread):
+# Forward, per block of Y (one block per thread), along Y's wider dimension:
 #     Y[rows] = X[rows] @ W          one GEMM, BLAS on the calling thread
 #     Y[rows] = f(Y[rows] + b)       epilogue on the rows the GEMM just wrote
+# or, when Y has more columns than rows (small batches of wide layers), per block of
+# columns: Y[:, cols] = f(X @ W[:, cols] + b[cols]).  Each thread's BLAS call packs
+# the whole of its other operand, so the split duplicates the smaller one: a 128-row
+# batch of a 784-256 layer split by rows packed all of W twice (11 % of a 2-thread
+# step in sgemm_itcopy), split by columns it packs half of W each and X twice.
+# Softmax needs whole rows: its layers always split rows.
 # The bias is added after the GEMM (not pre-filled with beta = 1) so that U rounds as
 # X @ W + b does in NumPy; with K split into blocks inside BLAS, a pre-filled bias
 # would be added to the first partial sum instead.
@@ -25,8 +31,8 @@
 # The caller switches BLAS to one thread around these cores (blas_threads_single), so
 # only gdcore's OpenMP threads run.
 #
-# Blocks and team: the thread count a core is given fixes its blocks (row blocks of Y
-# and dX, row blocks of dW), and the blocks fix the bits, since each block is one GEMM
+# Blocks and team: the thread count a core is given fixes its blocks (row or column
+# blocks of Y, row blocks of dX and dW), and the blocks fix the bits, since each block is one GEMM
 # whatever thread runs it.  ``team`` says who runs them: the OpenMP team, or (team 1)
 # the calling thread one block after the other.  The training step uses that to fall
 # back to one thread when its team stalls, without changing its results; for a given
@@ -54,20 +60,54 @@ cdef void dense_forward_rows(int act, const floating* X, const floating* W,
     bias_activation_rows(act, b, Y, row_start, row_stop, n_out)
 
 
+cdef void dense_forward_cols(int act, const floating* X, const floating* W,
+                             const floating* b, floating* Y, Py_ssize_t n_samples,
+                             Py_ssize_t col_start, Py_ssize_t col_stop, Py_ssize_t n_in,
+                             Py_ssize_t n_out) noexcept nogil:
+    """Y[:, cols] = f(X @ W[:, cols] + b[cols]) for an elementwise activation f."""
+    cdef Py_ssize_t i, j, cols = col_stop - col_start
+    cdef floating* y
+    if cols <= 0:
+        return
+    gemm(False, False, <int>n_samples, <int>cols, <int>n_in, <floating>1, X,
+         <int>max(n_in, 1), W + col_start, <int>max(n_out, 1), <floating>0, Y + col_start,
+         <int>max(n_out, 1))
+    for i in range(n_samples):
+        y = Y + i * n_out
+        if b != NULL:
+            for j in range(col_start, col_stop):
+                y[j] = y[j] + b[j]
+        if act != ACT_IDENTITY:
+            activation_range(act, y, y, col_start, col_stop)
+
+
 cdef void dense_forward_core(int act, const floating* X,      # IN (n_samples, n_in)
                              const floating* W,                # IN (n_in, n_out)
                              const floating* b,                # IN (n_out,) or NULL
                              floating* Y,                      # OUT (n_samples, n_out)
                              Py_ssize_t n_samples, Py_ssize_t n_in, Py_ssize_t n_out,
                              int n_threads, int team, Py_ssize_t gemm_min) noexcept nogil:
-    """``n_threads`` and ``gemm_min`` (multiply-adds per thread) fix the row blocks,
-    and so the bits of Y; ``team`` runs them: 1 runs the same blocks one after the
-    other on the calling thread."""
+    """``n_threads`` and ``gemm_min`` (multiply-adds per thread) fix the blocks (of
+    rows, or of columns when Y is wider than tall; see the Design note), and so the
+    bits of Y; ``team`` runs them: 1 runs the same blocks one after the other on the
+    calling thread."""
     cdef int nt
     cdef Py_ssize_t t, s, block
     if n_samples == 0 or n_out == 0:
         return
     nt = threads_for(n_threads, n_samples * max(n_in, 1) * n_out, gemm_min)
+    if nt > 1 and n_out > n_samples and act != ACT_SOFTMAX:
+        nt = <int>min(<Py_ssize_t>nt, ceil_div(n_out, ALIGN_ELEMENTS))
+        block = thread_block(n_out, nt)
+        if team <= 1:
+            for s in range(nt):
+                dense_forward_cols(act, X, W, b, Y, n_samples, min(s * block, n_out),
+                                   min((s + 1) * block, n_out), n_in, n_out)
+            return
+        for t in prange(nt, schedule='static', num_threads=nt):
+            dense_forward_cols(act, X, W, b, Y, n_samples, min(t * block, n_out),
+                               min((t + 1) * block, n_out), n_in, n_out)
+        return
     nt = <int>min(<Py_ssize_t>nt, n_samples)
     if nt <= 1:
         dense_forward_rows(act, X, W, b, Y, 0, n_samples, n_in, n_out)

@@ -222,6 +222,25 @@ def test_dense_gemm_outputs_agree_for_1_and_2_threads(name, dtype):
     np.testing.assert_allclose(Y2, R.dense_forward(X, W, b, name), **_gemm_tol(dtype, n_in))
 
 
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_wide_layer_splits_columns_and_agrees_with_one_thread(name, dtype):
+    """A layer with more outputs than rows splits Y by columns on two threads (softmax,
+    which needs whole rows, still by rows): every element, bias and activation
+    included, agrees with one thread and with the reference; run after run the bits
+    repeat; X and W are left untouched."""
+    shape = (40, 300, 701)                     # 8.4M multiply-adds: two threads
+    require_two_threads(shape[0] * shape[1] * shape[2], GEMM)
+    X, W, b, _ = _layer(dtype, shape=shape, seed=11)
+    X0, W0 = X.copy(), W.copy()
+    Y1 = K.dense_forward(X, W, b, name, n_threads=1)
+    Y2 = K.dense_forward(X, W, b, name, n_threads=2)
+    np.testing.assert_allclose(Y2, Y1, **_gemm_tol(dtype, shape[1]))
+    np.testing.assert_allclose(Y2, R.dense_forward(X, W, b, name), **_gemm_tol(dtype, shape[1]))
+    assert_bitwise(K.dense_forward(X, W, b, name, n_threads=2), Y2, "repeat")
+    assert_bitwise(X, X0, "X")
+    assert_bitwise(W, W0, "W")
+
+
 # --- the thread setting ------------------------------------------------------------------
 
 def _thread_sensitive_layer():
