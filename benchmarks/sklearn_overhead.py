@@ -62,7 +62,8 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--defaults", action="store_true",
-                        help="scikit-learn's defaults: (100,), adam, batch 200, 10 epochs")
+                        help="scikit-learn's defaults: (100,), adam, batch 200, 10 epochs "
+                             "(replaces --batch and --epochs)")
     parser.add_argument("--no-sklearn", action="store_true",
                         help="skip scikit-learn's own estimator (the slow one)")
     args = parser.parse_args()

@@ -4,16 +4,17 @@
 
 For each case the native variants (1 and 2 threads) run in one child process and the
 NumPy reference's (1 and 2 BLAS threads) in another, one after the other; inside each,
-the two thread counts are built once and timed in interleaved rounds, so a burst of
-load on this shared machine hits both alike.  Each round times a block of calls and
-the figure is the median over rounds of the per-call time (us).  The reference gets
-exactly n BLAS threads through threadpoolctl.  Separate processes because OpenBLAS's
-workers spin for a while after a 2-thread GEMM: in one process with the native steps,
-NumPy's spinning BLAS worker held the second core while gdcore's team wanted it (a
-784-256-128-10 batch-512 step then ran at 0.9-1.0x one thread instead of 1.6x).  ``--contention`` instead measures the stall bound: the mean time of a
-2-thread native step while a busy process is pinned to one core, against the mean of a
-quiet 1-thread step, and beside 1-thread steps of a twin net alternating with it under
-the same busy process.  Run it once as is and once under
+the two thread counts are built once and timed in interleaved rounds, so a burst of load
+on this shared machine hits both alike.  Each round times a block of calls and the
+figure is the median over rounds of the per-call time (us).  The reference gets exactly
+n BLAS threads through threadpoolctl.  Separate processes because OpenBLAS's workers
+spin for a while after a 2-thread GEMM: in one process with the native steps, NumPy's
+spinning BLAS worker held the second core while gdcore's team wanted it (a
+784-256-128-10 batch-512 step then ran at 0.9-1.0x one thread instead of 1.6x).
+``--contention`` instead measures the stall bound: the mean time of a 2-thread native
+step while a busy process is pinned to one core, against the mean of a quiet 1-thread
+step, and beside 1-thread steps of a twin net alternating with it under the same busy
+process.  Run it once as is and once under
 ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` (the kernel OpenBLAS picks is printed).
 """
 import argparse

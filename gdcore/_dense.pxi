@@ -32,14 +32,14 @@
 # only gdcore's OpenMP threads run.
 #
 # Blocks and team: the thread count a core is given fixes its blocks (row or column
-# blocks of Y, row blocks of dX and dW), and the blocks fix the bits, since each block is one GEMM
-# whatever thread runs it.  ``team`` says who runs them: the OpenMP team, or (team 1)
-# the calling thread one block after the other.  The training step uses that to fall
-# back to one thread when its team stalls, without changing its results; for a given
-# thread count a step is bitwise reproducible.  Between thread counts the GEMM blocks
-# differ (float32 dW and dX then differ in the last bits; float64 was bitwise equal on
-# the shapes measured); the delta, the bias gradient, the loss and the optimizer
-# update never depend on the thread count.
+# blocks of Y, row blocks of dX and dW), and the blocks fix the bits, since each block
+# is one GEMM whatever thread runs it.  ``team`` says who runs them: the OpenMP team, or
+# (team 1) the calling thread one block after the other.  The training step uses that to
+# fall back to one thread when its team stalls, without changing its results; for a
+# given thread count a step is bitwise reproducible.  Between thread counts the GEMM
+# blocks differ (float32 dW and dX then differ in the last bits; float64 was bitwise
+# equal on the shapes measured); the delta, the bias gradient, the loss and the
+# optimizer update never depend on the thread count.
 
 cdef enum:
     # Columns per block of the fused delta / bias-gradient pass (its double
