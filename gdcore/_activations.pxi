@@ -25,6 +25,8 @@ cdef extern from "math.h" nogil:
 cdef enum:
     # first code of the parametrised activations
     ACT_FIRST_PARAM = ACT_LEAKY_RELU
+    # elements per activation call of a dense layer's epilogue (whole rows; in L1)
+    EPILOGUE_GROUP = 1024
 
 cdef inline floating act_value(int act, floating u) noexcept nogil:
     """f(u) for the elementwise activations (all but softmax)."""
@@ -201,18 +203,29 @@ cdef void bias_activation_rows(int act, const floating* b, floating* Y,
                                Py_ssize_t row_start, Py_ssize_t row_stop,
                                Py_ssize_t n_cols) noexcept nogil:
     """Y[i, :] = f(Y[i, :] + b) for rows [row_start, row_stop): the epilogue of a dense
-    layer, run on rows the GEMM just wrote.  b may be NULL (no bias)."""
-    cdef Py_ssize_t i, j
+    layer, run on rows the GEMM just wrote.  b may be NULL (no bias).
+
+    An elementwise f runs over groups of whole rows of about EPILOGUE_GROUP elements,
+    not row by row: a narrow layer's rows (15 outputs) are shorter than the vector
+    loop's body, and f ran in its scalar remainder (a float32 sigmoid on 512 x 15 took
+    ~25 us, 7 % of a 784-15-10 step).  Every element is computed the same way in the
+    loop's body and in its remainder, so the grouping does not change the bits."""
+    cdef Py_ssize_t i, j, start, stop
+    cdef Py_ssize_t group = max(1, EPILOGUE_GROUP // max(n_cols, 1))
     cdef floating* y
-    for i in range(row_start, row_stop):
-        y = Y + i * n_cols
-        if b != NULL:
-            for j in range(n_cols):
-                y[j] = y[j] + b[j]
-        if act == ACT_SOFTMAX:
-            softmax_row(y, y, n_cols)
-        elif act != ACT_IDENTITY:
-            activation_range(act, y, y, 0, n_cols)
+    start = row_start
+    while start < row_stop:
+        stop = min(start + group, row_stop)
+        for i in range(start, stop):
+            y = Y + i * n_cols
+            if b != NULL:
+                for j in range(n_cols):
+                    y[j] = y[j] + b[j]
+            if act == ACT_SOFTMAX:
+                softmax_row(y, y, n_cols)
+        if act != ACT_SOFTMAX and act != ACT_IDENTITY:
+            activation_range(act, Y, Y, start * n_cols, stop * n_cols)
+        start = stop
 
 
 cdef void softmax_row(const floating* u, floating* y, Py_ssize_t n) noexcept nogil:

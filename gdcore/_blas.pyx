@@ -27,9 +27,20 @@ cdef set_num_threads_t[MAX_LIBS] _set_threads
 cdef int[MAX_LIBS] _saved_threads
 cdef int _n_libs = 0
 cdef int _depth = 0
+cdef Py_ssize_t _small_gemm_madds = 0
 cdef PyThread_type_lock _lock = PyThread_allocate_lock()
 
 _controlled = []   # descriptions of the libraries under control, for show_config()
+_gemm_core = [None]   # the OpenBLAS core (kernel family) cython_blas runs, if known
+
+# OpenBLAS cores with small-matrix GEMM kernels (see gemm_row_chunks in _blas.pxd), and
+# the size under which OpenBLAS sends a product to them (its 100^3 rule).
+SMALL_GEMM_CORES = ("skylakex", "cooperlake", "sapphirerapids")
+SMALL_GEMM_MADDS = 1000000
+
+
+cdef Py_ssize_t small_gemm_madds() noexcept nogil:
+    return _small_gemm_madds
 
 
 cdef void blas_threads_single() noexcept nogil:
@@ -77,6 +88,8 @@ def _find_openblas_entry_points():
     scipy_dir = os.path.dirname(os.path.abspath(scipy.__file__))
     bundled = [c for c in controllers
                if os.path.abspath(c.filepath).startswith((scipy_dir + os.sep, scipy_dir + ".libs"))]
+    if len(bundled or controllers) == 1:
+        _gemm_core[0] = getattr((bundled or controllers)[0], "architecture", None)
     for ctl in bundled or controllers:
         if getattr(ctl, "threading_layer", None) == "openmp":
             continue   # OpenMP-built OpenBLAS follows the OpenMP nesting rules itself
@@ -94,10 +107,11 @@ def _find_openblas_entry_points():
 
 
 def _configure():
-    global _n_libs
+    global _n_libs, _small_gemm_madds
     cdef size_t get_addr, set_addr
     _n_libs = 0
     del _controlled[:]
+    _gemm_core[0] = None
     try:
         found = _find_openblas_entry_points()
     except Exception:   # threadpoolctl cannot inspect this platform: leave BLAS alone
@@ -107,9 +121,39 @@ def _configure():
         _set_threads[_n_libs] = <set_num_threads_t>set_addr
         _controlled.append(description)
         _n_libs += 1
+    core = str(_gemm_core[0] or "").lower()
+    _small_gemm_madds = SMALL_GEMM_MADDS if core in SMALL_GEMM_CORES else 0
 
 
 _configure()
+
+
+def small_gemm_chunks():
+    """(OpenBLAS core of scipy's BLAS or None, multiply-adds per chunk of a narrow
+    product; 0: narrow products are not chunked)."""
+    return _gemm_core[0], _small_gemm_madds
+
+
+CHUNK_MIN_ROWS = {"forward": FORWARD_CHUNK_MIN_ROWS,
+                  "weight_grad": WEIGHT_GRAD_CHUNK_MIN_ROWS}
+
+
+def small_gemm_chunk_rows(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t min_rows):
+    """Rows per chunk that gdcore's GEMMs use for a (m x n) product with inner
+    dimension k under the current setting (m: one product)."""
+    return chunk_rows(m, n, k, min_rows)
+
+
+def set_small_gemm_madds(Py_ssize_t madds):
+    """Set the chunk size of narrow products (0 turns chunking off) and return the
+    previous one.  For tests and benchmarks: the import picks the right value, and
+    changing it between two calls changes the bits of their products."""
+    global _small_gemm_madds
+    if madds < 0:
+        raise ValueError(f"madds must be >= 0, got {madds}")
+    previous = _small_gemm_madds
+    _small_gemm_madds = madds
+    return previous
 
 
 def controlled_libraries():

@@ -156,6 +156,7 @@ def config_info() -> Dict[str, Any]:
         ),
         "num_procs": _openmp.num_procs(),
         "blas_thread_control": _blas.controlled_libraries(),
+        "blas_small_gemm": dict(zip(("core", "chunk_madds"), _blas.small_gemm_chunks())),
         "openmp_wait_policy": dict(_wait_policy, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY")),
         "threadpools": threadpool_info(),
     }
@@ -181,6 +182,9 @@ def show_config(file: Optional[TextIO] = None) -> None:
             w(f"    {lib}")
     else:
         w("  BLAS thread control: none (no pthreads OpenBLAS found)")
+    small = info["blas_small_gemm"]
+    w(f"  narrow GEMMs: {'chunks of <= %d multiply-adds' % small['chunk_madds'] if small['chunk_madds'] else 'one product'} "
+      f"(OpenBLAS core {small['core']})")
     w("  thread pools (threadpoolctl):")
     for pool in info["threadpools"]:
         w(f"    {pool.get('user_api')}/{pool.get('internal_api')} "

@@ -54,9 +54,10 @@ cdef void dense_forward_rows(int act, const floating* X, const floating* W,
     cdef Py_ssize_t rows = row_stop - row_start
     if rows <= 0:
         return
-    gemm(False, False, <int>rows, <int>n_out, <int>n_in, <floating>1,
-         X + row_start * n_in, <int>max(n_in, 1), W, <int>max(n_out, 1),
-         <floating>0, Y + row_start * n_out, <int>max(n_out, 1))
+    gemm_row_chunks(False, False, <int>rows, <int>n_out, <int>n_in, <floating>1,
+                    X + row_start * n_in, <int>max(n_in, 1), W, <int>max(n_out, 1),
+                    <floating>0, Y + row_start * n_out, <int>max(n_out, 1),
+                    FORWARD_CHUNK_MIN_ROWS)
     bias_activation_rows(act, b, Y, row_start, row_stop, n_out)
 
 
@@ -181,9 +182,10 @@ cdef void weight_input_grads_part(const floating* X, const floating* W, const fl
     """dW[in_start:in_stop] = X[:, in_start:in_stop]^T @ D and
     dX[row_start:row_stop] = D[row_start:row_stop] @ W^T (when dX is not NULL)."""
     if in_stop > in_start and n_out > 0:
-        gemm(True, False, <int>(in_stop - in_start), <int>n_out, <int>n_samples,
-             <floating>1, X + in_start, <int>max(n_in, 1), D, <int>max(n_out, 1),
-             <floating>0, dW + in_start * n_out, <int>max(n_out, 1))
+        gemm_row_chunks(True, False, <int>(in_stop - in_start), <int>n_out,
+                        <int>n_samples, <floating>1, X + in_start, <int>max(n_in, 1), D,
+                        <int>max(n_out, 1), <floating>0, dW + in_start * n_out,
+                        <int>max(n_out, 1), WEIGHT_GRAD_CHUNK_MIN_ROWS)
     if dX != NULL and row_stop > row_start and n_in > 0:
         gemm(False, True, <int>(row_stop - row_start), <int>n_in, <int>n_out,
              <floating>1, D + row_start * n_out, <int>max(n_out, 1), W, <int>max(n_out, 1),

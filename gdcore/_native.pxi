@@ -34,7 +34,8 @@ from libc.string cimport memcpy
 cimport numpy as cnp
 
 from gdcore._openmp cimport threads_for
-from gdcore._blas cimport gemm, blas_threads_single, blas_threads_restore
+from gdcore._blas cimport (gemm, gemm_row_chunks, blas_threads_single, blas_threads_restore,
+                           FORWARD_CHUNK_MIN_ROWS, WEIGHT_GRAD_CHUNK_MIN_ROWS)
 from gdcore._vecmath cimport (exp_f32, exp_f64, tanh_f32, tanh_f64, sigmoid_f32,
                               sigmoid_f64)
 
