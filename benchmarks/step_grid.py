@@ -11,7 +11,10 @@ n BLAS threads through threadpoolctl.  Separate processes because OpenBLAS's wor
 spin for a while after a 2-thread GEMM: in one process with the native steps, NumPy's
 spinning BLAS worker held the second core while gdcore's team wanted it (a
 784-256-128-10 batch-512 step then ran at 0.9-1.0x one thread instead of 1.6x).
-``--contention`` instead measures the stall bound: the mean time of a 2-thread native
+``team%`` is the share of the timed 2-thread native steps that the stall guard let the
+team run ("-": the step never splits at this size); a low figure means the guard sent
+steps to one thread because threaded steps were slow -- on a shared VM, usually because
+the host took the second vCPU.  ``--contention`` instead measures the stall bound: the mean time of a 2-thread native
 step while a busy process is pinned to one core, against the mean of a quiet 1-thread
 step, and beside 1-thread steps of a twin net alternating with it under the same busy
 process.  Run it once as is and once under
@@ -54,23 +57,37 @@ def _time_variants(backend, net_name, batch, opt_name, dtype, rounds):
             t = _block(*case, kw, 3)
         cases[n] = (case, kw, _calls_for(t))
     times = {n: [] for n in variants}
+    before = _guard_counts(cases[2][0][0])
     for _ in range(rounds):
         for n in variants:
             case, kw, calls = cases[n]
             with blas_limits(n):
                 times[n].append(_block(*case, kw, calls))
-    return {n: statistics.median(times[n]) * 1e6 for n in variants}
+    after = _guard_counts(cases[2][0][0])
+    result = {n: statistics.median(times[n]) * 1e6 for n in variants}
+    team, solo = (a - b for a, b in zip(after, before))
+    result["team"] = 100.0 * team / (team + solo) if team + solo else None
+    return result
+
+
+def _guard_counts(net):
+    """(team, solo) steps of a native net's stall guard so far; (0, 0) for others."""
+    workspace = getattr(net, "_workspace", None)
+    if workspace is None or not hasattr(workspace, "stall_guard"):
+        return 0, 0
+    state = workspace.stall_guard()
+    return state["team_steps"], state["solo_steps"]
 
 
 def _child(args):
     net_name, batch, opt_name, dtype = args.child[1:]
     med = _time_variants(args.child[0], net_name, int(batch), opt_name, dtype, args.rounds)
-    print(json.dumps([med[1], med[2]]))
+    print(json.dumps([med[1], med[2], med["team"]]))
 
 
 def grid(args):
     print(f"{'case':42s} {'nat1T':>8s} {'nat2T':>8s} {'ref1T':>8s} {'ref2T':>8s} "
-          f"{'2T/1T':>6s} {'ref2T/nat2T':>11s}")
+          f"{'2T/1T':>6s} {'ref2T/nat2T':>11s} {'team%':>6s}")
     batches = [32, 512] if args.quick else BATCHES
     for net_name in NETS:
         for batch in batches:
@@ -83,10 +100,11 @@ def grid(args):
                              "--child", backend, net_name, str(batch), opt_name, dtype],
                             check=True, capture_output=True, text=True).stdout
                         med[backend] = json.loads(out.strip().splitlines()[-1])
-                    (n1, n2), (r1, r2) = med["native"], med["reference"]
+                    (n1, n2, team), (r1, r2, _) = med["native"], med["reference"]
                     name = f"{net_name} B{batch} {opt_name} {dtype}"
+                    team = "-" if team is None else f"{team:.0f}"
                     print(f"{name:42s} {n1:8.1f} {n2:8.1f} {r1:8.1f} {r2:8.1f} "
-                          f"{n1 / n2:6.2f} {r2 / n2:11.2f}", flush=True)
+                          f"{n1 / n2:6.2f} {r2 / n2:11.2f} {team:>6s}", flush=True)
 
 
 def contention(args):

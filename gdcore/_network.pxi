@@ -117,6 +117,8 @@ cdef struct Net:
     int team_run              # threaded steps since the last solo step
     int solo_left             # steps still to run on the calling thread alone
     int backoff               # length of the last run of solo steps
+    long long team_steps      # steps that could be threaded, run by the team
+    long long solo_steps      # ... and run on the calling thread (calibration, guard)
     double grad_norm          # the gradient norm of the last step that clipped by norm
 
 
@@ -289,11 +291,13 @@ cdef void record_step(Net* net, int team, long long elapsed) noexcept nogil:
     """Fold a timed step into the stall guard (see team_for_step)."""
     cdef double solo = net.solo_ns
     if team <= 1:
+        net.solo_steps += 1
         # a faster solo step replaces the mean: the first steps of a size (cold caches,
         # page faults) must not make one thread look slower than it is
         net.solo_ns = running_mean(solo, elapsed, solo == 0 or elapsed < solo)
         net.team_run = 0
         return
+    net.team_steps += 1
     net.team_ns = running_mean(net.team_ns, elapsed, net.team_run == 0)
     net.team_run += 1
     if solo > 0 and (elapsed > 2 * solo + STALL_NS
@@ -561,6 +565,8 @@ cdef class NetworkWorkspace:
         self.net.team_run = 0
         self.net.solo_left = 0
         self.net.backoff = 0
+        self.net.team_steps = 0
+        self.net.solo_steps = 0
         self.net.grad_norm = NAN
         self.net.loss = loss_code
         self.net.loss_param = loss_param
@@ -622,10 +628,13 @@ cdef class NetworkWorkspace:
     def stall_guard(self):
         """The stall guard's state (see team_for_step): batch size timed, running
         means of solo steps and of the current run of threaded steps in ns, threaded
-        steps in that run, solo steps left, current backoff."""
+        steps in that run, solo steps left, current backoff; and, over the
+        workspace's life, how many steps that could be threaded ran on the team and
+        how many on the calling thread alone (``team_steps``, ``solo_steps``)."""
         return {"batch": self.net.timed_batch, "solo_ns": self.net.solo_ns,
                 "team_ns": self.net.team_ns, "team_run": self.net.team_run,
-                "solo_left": self.net.solo_left, "backoff": self.net.backoff}
+                "solo_left": self.net.solo_left, "backoff": self.net.backoff,
+                "team_steps": self.net.team_steps, "solo_steps": self.net.solo_steps}
 
     def hold_solo(self, int steps):
         """Run the next ``steps`` threaded steps on the calling thread alone (the

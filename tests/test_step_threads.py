@@ -199,6 +199,11 @@ def test_stall_guard_calibrates_then_backs_off_and_recovers():
     assert state["solo_left"] == 1
     net.train_step(X, T, opt, n_threads=2)
     assert ws.stall_guard()["solo_left"] == 0
+    assert (ws.stall_guard()["solo_steps"], ws.stall_guard()["team_steps"]) == (2, 0)
+    net.train_step(X, T, opt, n_threads=2)
+    net.train_step(X, T, opt, n_threads=1)       # cannot be threaded: not counted
+    counts = ws.stall_guard()
+    assert counts["solo_steps"] + counts["team_steps"] == 3
     # the rule, on recorded timings (a fresh size, so the means are exactly these)
     batch += 1
     ws.record_step(batch, 1, 1_000_000)                     # solo: 1 ms
@@ -222,10 +227,13 @@ def test_stall_guard_calibrates_then_backs_off_and_recovers():
         net.train_step(X, T, opt, n_threads=2)
     ws.record_step(batch, 2, 10**10)                        # a stall
     assert ws.stall_guard()["solo_left"] == ws.stall_guard()["backoff"] == 8
+    before = ws.stall_guard()
     for left in range(8, 0, -1):                            # the held steps run solo
         assert ws.stall_guard()["solo_left"] == left
         net.train_step(X, T, opt, n_threads=2)
     assert ws.stall_guard()["solo_left"] == 0
+    assert ws.stall_guard()["solo_steps"] == before["solo_steps"] + 8
+    assert ws.stall_guard()["team_steps"] == before["team_steps"]
     solo = ws.stall_guard()["solo_ns"]
     for _ in range(3):                                      # threaded steps that pay
         ws.record_step(batch, 2, int(solo // 2))
