@@ -4,7 +4,8 @@
 # Design
 # ------
 # Forward, per block of Y (one block per thread), along Y's wider dimension:
-#     Y[rows] = X[rows] @ W          one GEMM, BLAS on the calling thread
+#     Y[rows] = X[rows] @ W          one GEMM, BLAS on the calling thread (a narrow
+#                                    layer's in row chunks: gemm_row_chunks, _blas.pxd)
 #     Y[rows] = f(Y[rows] + b)       epilogue on the rows the GEMM just wrote
 # or, when Y has more columns than rows (small batches of wide layers), per block of
 # columns: Y[:, cols] = f(X @ W[:, cols] + b[cols]).  Each thread's BLAS call packs
@@ -23,6 +24,7 @@
 #                                               same for any thread count (and equals
 #                                               NumPy's D.sum(axis=0, dtype=float64))
 #     dW = X^T @ D                               GEMMs; threads split the rows of dW
+#                                               (narrow: in row chunks, as Y's)
 #     dX = D @ W^T (skipped for the first layer) and the rows of dX
 # With activation 'identity' D is dY itself and no workspace is touched.  At batch 1,
 # dW is a rank-1 GEMM (k = 1): BLAS does it in ~16 us for 784 x 256 where NumPy's
