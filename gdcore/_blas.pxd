@@ -123,6 +123,7 @@ cdef inline void gemm_row_chunks(bint trans_a, bint trans_b, int m, int n, int k
              C + start * ldc, ldc)
         start = stop
 
+
 # BLAS thread control.  Every native call that runs GEMMs brackets them with
 # blas_threads_single() / blas_threads_restore(): the BLAS library then runs each GEMM
 # on the calling thread, and gdcore's own OpenMP threads split the work.  Only one

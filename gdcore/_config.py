@@ -183,8 +183,9 @@ def show_config(file: Optional[TextIO] = None) -> None:
     else:
         w("  BLAS thread control: none (no pthreads OpenBLAS found)")
     small = info["blas_small_gemm"]
-    w(f"  narrow GEMMs: {'chunks of <= %d multiply-adds' % small['chunk_madds'] if small['chunk_madds'] else 'one product'} "
-      f"(OpenBLAS core {small['core']})")
+    chunks = (f"row chunks of <= {small['chunk_madds']} multiply-adds"
+              if small["chunk_madds"] else "one product each")
+    w(f"  narrow GEMMs: {chunks} (OpenBLAS core {small['core']})")
     w("  thread pools (threadpoolctl):")
     for pool in info["threadpools"]:
         w(f"    {pool.get('user_api')}/{pool.get('internal_api')} "

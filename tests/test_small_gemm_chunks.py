@@ -7,6 +7,8 @@ set the chunk size themselves: every output of the chunked layer and training st
 must agree with the unchunked one and with the NumPy reference, on 1 and 2 threads,
 repeat bit for bit, and leave the inputs untouched.
 """
+import io
+
 import numpy as np
 import pytest
 
@@ -45,6 +47,11 @@ def test_import_chooses_chunks_by_openblas_core():
     assert madds == expected
     info = config_info()
     assert info["blas_small_gemm"] == {"core": core, "chunk_madds": madds}
+    buf = io.StringIO()
+    gd.show_config(file=buf)
+    line = next(l for l in buf.getvalue().splitlines() if "narrow GEMMs" in l)
+    assert (f"<= {madds} multiply-adds" in line) == (madds > 0)
+    assert f"OpenBLAS core {core}" in line
 
 
 def test_chunk_plan(chunks):
