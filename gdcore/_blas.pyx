@@ -136,12 +136,19 @@ def small_gemm_chunks():
 
 CHUNK_MIN_ROWS = {"forward": FORWARD_CHUNK_MIN_ROWS,
                   "weight_grad": WEIGHT_GRAD_CHUNK_MIN_ROWS}
+CHUNK_MIN_DEPTH_TERMS = CHUNK_MIN_DEPTH
 
 
 def small_gemm_chunk_rows(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t min_rows):
     """Rows per chunk that gdcore's GEMMs use for a (m x n) product with inner
     dimension k under the current setting (m: one product)."""
     return chunk_rows(m, n, k, min_rows)
+
+
+def small_gemm_chunk_depth(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t min_rows):
+    """Terms per chunk of the inner dimension of a weight-gradient product too deep for
+    row chunks, under the current setting (k: one product)."""
+    return chunk_depth(m, n, k, min_rows)
 
 
 def set_small_gemm_madds(Py_ssize_t madds):

@@ -24,7 +24,9 @@
 #                                               same for any thread count (and equals
 #                                               NumPy's D.sum(axis=0, dtype=float64))
 #     dW = X^T @ D                               GEMMs; threads split the rows of dW
-#                                               (narrow: in row chunks, as Y's)
+#                                               (narrow: in row chunks, as Y's,
+#                                               or over a large batch in chunks of
+#                                               the batch, added in order)
 #     dX = D @ W^T (skipped for the first layer) and the rows of dX
 # With activation 'identity' D is dY itself and no workspace is touched.  At batch 1,
 # dW is a rank-1 GEMM (k = 1): BLAS does it in ~16 us for 784 x 256 where NumPy's
@@ -187,7 +189,7 @@ cdef void weight_input_grads_part(const floating* X, const floating* W, const fl
         gemm_row_chunks(True, False, <int>(in_stop - in_start), <int>n_out,
                         <int>n_samples, <floating>1, X + in_start, <int>max(n_in, 1), D,
                         <int>max(n_out, 1), <floating>0, dW + in_start * n_out,
-                        <int>max(n_out, 1), WEIGHT_GRAD_CHUNK_MIN_ROWS)
+                        <int>max(n_out, 1), WEIGHT_GRAD_CHUNK_MIN_ROWS, True)
     if dX != NULL and row_stop > row_start and n_in > 0:
         gemm(False, True, <int>(row_stop - row_start), <int>n_in, <int>n_out,
              <floating>1, D + row_start * n_out, <int>max(n_out, 1), W, <int>max(n_out, 1),

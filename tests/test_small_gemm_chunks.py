@@ -66,6 +66,13 @@ def test_chunk_plan(chunks):
     assert _blas.small_gemm_chunk_rows(512, 1, 784, FORWARD_MIN) == 512
     assert _blas.small_gemm_chunk_rows(784, 15, 2048, WEIGHT_GRAD_MIN) == 784
     assert _blas.small_gemm_chunk_rows(0, 15, 784, FORWARD_MIN) == 0
+    # dW over a batch of 2048: rows would be 32 (< 64), so the batch is split instead:
+    # all 784 rows, <= 85 terms per chunk, 25 even chunks of 82
+    assert _blas.small_gemm_chunk_depth(784, 15, 2048, WEIGHT_GRAD_MIN) == 82
+    assert _blas.small_gemm_chunk_depth(784, 15, 512, WEIGHT_GRAD_MIN) == 512   # rows
+    assert _blas.small_gemm_chunk_depth(4096, 15, 2048, WEIGHT_GRAD_MIN) == 2048  # 16
+    assert _blas.small_gemm_chunk_depth(784, 33, 2048, WEIGHT_GRAD_MIN) == 2048
+    assert _blas.small_gemm_chunk_depth(0, 15, 2048, WEIGHT_GRAD_MIN) == 2048
     assert _blas.small_gemm_chunk_rows(512, 15, 0, FORWARD_MIN) == 512
     chunks(0)
     assert _blas.small_gemm_chunk_rows(512, 15, 784, FORWARD_MIN) == 512
@@ -74,10 +81,11 @@ def test_chunk_plan(chunks):
 
 
 # (n_samples, n_in, n_out) with the chunk size each test sets: 300,000 multiply-adds
-# gives odd, uneven chunks in forward and dW of the first three; the last is the
-# 784-15 layer at batch 512 with the import's 1e6 (forward 7 x 74 rows, dW 7 x 112)
+# gives odd, uneven chunks in forward and dW of the first three; (2048, 129, 15) splits
+# dW along the batch (14 chunks of 147 terms on one thread); the last is the 784-15
+# layer at batch 512 with the import's 1e6 (forward 7 x 74 rows, dW 7 x 112)
 SHAPES = [((301, 129, 15), 300_000), ((197, 1001, 2), 300_000), ((1, 129, 15), 300_000),
-          ((0, 129, 15), 300_000), ((512, 784, 15), 1_000_000)]
+          ((0, 129, 15), 300_000), ((2048, 129, 15), 300_000), ((512, 784, 15), 1_000_000)]
 
 
 def _layer(shape, dtype, seed=0):
@@ -109,9 +117,11 @@ def test_chunked_layer_matches_unchunked_and_reference(chunks, shape, madds, nam
     plain = _forward_backward(X, W, b, dY, name, n_threads)
     chunks(madds)
     if n_samples > 1:
-        # the shapes really chunk: forward by rows, dW (n_in rows) too
+        # the shapes really chunk: forward by rows, dW (n_in rows) by rows or batch
         assert _blas.small_gemm_chunk_rows(n_samples, n_out, n_in, FORWARD_MIN) < n_samples
-        assert _blas.small_gemm_chunk_rows(n_in, n_out, n_samples, WEIGHT_GRAD_MIN) < n_in
+        assert (_blas.small_gemm_chunk_rows(n_in, n_out, n_samples, WEIGHT_GRAD_MIN) < n_in
+                or _blas.small_gemm_chunk_depth(n_in, n_out, n_samples,
+                                                WEIGHT_GRAD_MIN) < n_samples)
     chunked = _forward_backward(X, W, b, dY, name, n_threads)
     Y_ref = R.dense_forward(X, W, b, name)
     dX_ref, dW_ref, db_ref = R.dense_backward(X, W, Y_ref, dY, name)
@@ -131,11 +141,13 @@ def test_chunked_layer_matches_unchunked_and_reference(chunks, shape, madds, nam
         assert bits(before) == bits(after)
 
 
+@pytest.mark.parametrize("batch", [512, 2048])
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("opt_name", ["SGD", "Adam"])
-def test_chunked_training_step_matches_reference(chunks, opt_name, n_threads, dtype):
-    """A 784-15-10 sigmoid net at batch 512 (the import's chunk size: forward and dW
-    of the first layer chunk), trained 3 steps natively and with the reference."""
+def test_chunked_training_step_matches_reference(chunks, opt_name, n_threads, batch, dtype):
+    """A 784-15-10 sigmoid net at batch 512 and 2048 (the import's chunk size: the
+    first layer's forward chunks rows, its dW rows at 512 and the batch at 2048),
+    trained 3 steps natively and with the reference."""
     if n_threads == 2 and not _openmp.openmp_enabled():
         pytest.skip("serial build")
     chunks(_blas.SMALL_GEMM_MADDS)
@@ -146,8 +158,8 @@ def test_chunked_training_step_matches_reference(chunks, opt_name, n_threads, dt
     opt_kw = {"lr": 0.05, "momentum": 0.9} if opt_name == "SGD" else {"lr": 1e-3}
     opt_n, opt_r = getattr(optim, opt_name)(**opt_kw), getattr(optim, opt_name)(**opt_kw)
     rng = np.random.default_rng(3)
-    X = rng.uniform(0, 1, (512, 784)).astype(dtype)
-    T = rng.integers(0, 10, 512)
+    X = rng.uniform(0, 1, (batch, 784)).astype(dtype)
+    T = rng.integers(0, 10, batch)
     X0 = X.copy()
     rtol = 1e-4 if dtype == np.float32 else 1e-10
     for _ in range(3):
