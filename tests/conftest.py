@@ -46,3 +46,37 @@ def readonly(a):
     a = np.array(a)
     a.setflags(write=False)
     return a
+
+
+def bits(a):
+    """The raw bytes of an array, so that -0.0 != 0.0 and NaN payloads count."""
+    return np.ascontiguousarray(a).view(np.uint8).tobytes()
+
+
+def assert_bitwise(a, b, what=""):
+    a, b = np.atleast_1d(a), np.atleast_1d(b)
+    assert a.shape == b.shape and a.dtype == b.dtype, what
+    if bits(a) != bits(b):
+        diff = np.argwhere(a.view(np.uint8).reshape(a.shape + (-1,))
+                           != b.view(np.uint8).reshape(b.shape + (-1,)))
+        pytest.fail(f"{what}: not bitwise equal, first difference at {tuple(diff[0][:-1])}")
+
+
+def dense_layer_inputs(shape, dtype, seed):
+    """(X, W, b, dY) of a dense layer of shape (n_samples, n_in, n_out), uniform in
+    [-1, 1], seeded."""
+    rng = np.random.default_rng(seed)
+    n_samples, n_in, n_out = shape
+    X = rng.uniform(-1, 1, (n_samples, n_in)).astype(dtype)
+    W = rng.uniform(-1, 1, (n_in, n_out)).astype(dtype)
+    b = rng.uniform(-1, 1, n_out).astype(dtype)
+    dY = rng.uniform(-1, 1, (n_samples, n_out)).astype(dtype)
+    return X, W, b, dY
+
+
+def gemm_tol(dtype, k):
+    """assert_allclose tolerances of a GEMM output with inner dimension k (BLAS
+    rounding: it depends on how the product is blocked)."""
+    k = max(k, 1)
+    return (dict(rtol=1e-4, atol=1e-6 * k) if dtype == np.float32
+            else dict(rtol=1e-10, atol=1e-13 * k))

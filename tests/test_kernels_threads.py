@@ -16,6 +16,7 @@ import gdcore as gd
 import gdcore.kernels as K
 import gdcore.reference as R
 from gdcore import _openmp
+from conftest import assert_bitwise, dense_layer_inputs, gemm_tol
 
 ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "softmax"]
 OPENMP = _openmp.openmp_enabled()
@@ -37,20 +38,6 @@ N_PARAMS = 200003
 def _restore_thread_setting():
     yield
     gd.set_num_threads(None)
-
-
-def bits(a):
-    """The raw bytes of an array, so that -0.0 != 0.0 and NaN payloads count."""
-    return np.ascontiguousarray(a).view(np.uint8).tobytes()
-
-
-def assert_bitwise(a, b, what=""):
-    a, b = np.atleast_1d(a), np.atleast_1d(b)
-    assert a.shape == b.shape and a.dtype == b.dtype, what
-    if bits(a) != bits(b):
-        diff = np.argwhere(a.view(np.uint8).reshape(a.shape + (-1,))
-                           != b.view(np.uint8).reshape(b.shape + (-1,)))
-        pytest.fail(f"{what}: not bitwise equal, first difference at {tuple(diff[0][:-1])}")
 
 
 def require_two_threads(work, per_thread, extra_cap=None):
@@ -168,18 +155,7 @@ def test_optimizer_is_bitwise_identical_for_1_and_2_threads(name, options, dtype
 
 
 def _layer(dtype, shape=LAYER, seed=3):
-    rng = np.random.default_rng(seed)
-    n_samples, n_in, n_out = shape
-    X = rng.uniform(-1, 1, (n_samples, n_in)).astype(dtype)
-    W = rng.uniform(-1, 1, (n_in, n_out)).astype(dtype)
-    b = rng.uniform(-1, 1, n_out).astype(dtype)
-    dY = rng.uniform(-1, 1, (n_samples, n_out)).astype(dtype)
-    return X, W, b, dY
-
-
-def _gemm_tol(dtype, k):
-    return dict(rtol=1e-4, atol=1e-6 * k) if dtype == np.float32 else dict(rtol=1e-10,
-                                                                         atol=1e-13 * k)
+    return dense_layer_inputs(shape, dtype, seed)
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
@@ -213,13 +189,13 @@ def test_dense_gemm_outputs_agree_for_1_and_2_threads(name, dtype):
     X, W, b, dY = _layer(dtype)
     Y1 = K.dense_forward(X, W, b, name, n_threads=1)
     Y2 = K.dense_forward(X, W, b, name, n_threads=2)
-    np.testing.assert_allclose(Y2, Y1, **_gemm_tol(dtype, n_in))
+    np.testing.assert_allclose(Y2, Y1, **gemm_tol(dtype, n_in))
     g1 = K.dense_backward(X, W, Y1, dY, name, n_threads=1)
     g2 = K.dense_backward(X, W, Y1, dY, name, n_threads=2)
-    np.testing.assert_allclose(g2[0], g1[0], **_gemm_tol(dtype, n_out))     # dX
-    np.testing.assert_allclose(g2[1], g1[1], **_gemm_tol(dtype, n_samples))  # dW
+    np.testing.assert_allclose(g2[0], g1[0], **gemm_tol(dtype, n_out))     # dX
+    np.testing.assert_allclose(g2[1], g1[1], **gemm_tol(dtype, n_samples))  # dW
     # and both agree with the reference
-    np.testing.assert_allclose(Y2, R.dense_forward(X, W, b, name), **_gemm_tol(dtype, n_in))
+    np.testing.assert_allclose(Y2, R.dense_forward(X, W, b, name), **gemm_tol(dtype, n_in))
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
@@ -234,8 +210,8 @@ def test_wide_layer_splits_columns_and_agrees_with_one_thread(name, dtype):
     X0, W0 = X.copy(), W.copy()
     Y1 = K.dense_forward(X, W, b, name, n_threads=1)
     Y2 = K.dense_forward(X, W, b, name, n_threads=2)
-    np.testing.assert_allclose(Y2, Y1, **_gemm_tol(dtype, shape[1]))
-    np.testing.assert_allclose(Y2, R.dense_forward(X, W, b, name), **_gemm_tol(dtype, shape[1]))
+    np.testing.assert_allclose(Y2, Y1, **gemm_tol(dtype, shape[1]))
+    np.testing.assert_allclose(Y2, R.dense_forward(X, W, b, name), **gemm_tol(dtype, shape[1]))
     assert_bitwise(K.dense_forward(X, W, b, name, n_threads=2), Y2, "repeat")
     assert_bitwise(X, X0, "X")
     assert_bitwise(W, W0, "W")
@@ -392,7 +368,7 @@ def test_forked_child_runs_kernels_after_the_parent_used_threads():
         assert_bitwise(np.asarray(results[key]), np.asarray(parent2[key]), f"child {key}")
     for key, k in (("Y", LAYER[1]), ("dX", LAYER[2]), ("dW", LAYER[0]), ("db", LAYER[0]),
                    ("D", 1), ("value", 1)):
-        np.testing.assert_allclose(results[key], parent2[key], **_gemm_tol(dtype, k))
+        np.testing.assert_allclose(results[key], parent2[key], **gemm_tol(dtype, k))
 
 
 # --- BLAS thread control -------------------------------------------------------------------
@@ -440,11 +416,11 @@ def test_concurrent_calls_from_python_threads():
             for _ in range(4):
                 n_threads = 1 + i % 2
                 Y = K.dense_forward(X, W, b, "tanh", n_threads=n_threads)
-                np.testing.assert_allclose(Y, want_Y, **_gemm_tol(np.float64, LAYER[1]))
+                np.testing.assert_allclose(Y, want_Y, **gemm_tol(np.float64, LAYER[1]))
                 for got, want, k in zip(K.dense_backward(X, W, Y, dY, "tanh",
                                                          n_threads=n_threads),
                                         want_g, (LAYER[2], LAYER[0], LAYER[0])):
-                    np.testing.assert_allclose(got, want, **_gemm_tol(np.float64, k))
+                    np.testing.assert_allclose(got, want, **gemm_tol(np.float64, k))
                 assert_bitwise(K.activation("sigmoid", U, n_threads=n_threads), want_S,
                                "sigmoid")
         except BaseException as exc:   # collected and re-raised in the main thread

@@ -17,6 +17,7 @@ import gdcore.kernels as K
 import gdcore.reference as R
 from gdcore import _blas, _openmp, optim
 from gdcore._config import config_info
+from conftest import assert_bitwise, dense_layer_inputs, gemm_tol
 
 FORWARD_MIN = _blas.CHUNK_MIN_ROWS["forward"]
 WEIGHT_GRAD_MIN = _blas.CHUNK_MIN_ROWS["weight_grad"]
@@ -29,15 +30,6 @@ def chunks():
     saved = _blas.small_gemm_chunks()[1]
     yield _blas.set_small_gemm_madds
     _blas.set_small_gemm_madds(saved)
-
-
-def bits(a):
-    return np.ascontiguousarray(a).view(np.uint8).tobytes()
-
-
-def _tol(dtype, k):
-    return (dict(rtol=1e-4, atol=1e-6 * max(k, 1)) if dtype == np.float32
-            else dict(rtol=1e-10, atol=1e-13 * max(k, 1)))
 
 
 def test_import_chooses_chunks_by_openblas_core():
@@ -88,16 +80,6 @@ SHAPES = [((301, 129, 15), 300_000), ((197, 1001, 2), 300_000), ((1, 129, 15), 3
           ((0, 129, 15), 300_000), ((2048, 129, 15), 300_000), ((512, 784, 15), 1_000_000)]
 
 
-def _layer(shape, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    n_samples, n_in, n_out = shape
-    X = rng.uniform(-1, 1, (n_samples, n_in)).astype(dtype)
-    W = rng.uniform(-1, 1, (n_in, n_out)).astype(dtype)
-    b = rng.uniform(-1, 1, n_out).astype(dtype)
-    dY = rng.uniform(-1, 1, (n_samples, n_out)).astype(dtype)
-    return X, W, b, dY
-
-
 def _forward_backward(X, W, b, dY, name, n_threads):
     Y = K.dense_forward(X, W, b, name, n_threads=n_threads)
     delta = np.full_like(dY, np.nan)
@@ -111,7 +93,7 @@ def _forward_backward(X, W, b, dY, name, n_threads):
 def test_chunked_layer_matches_unchunked_and_reference(chunks, shape, madds, name,
                                                         n_threads, dtype):
     n_samples, n_in, n_out = shape
-    X, W, b, dY = _layer(shape, dtype)
+    X, W, b, dY = dense_layer_inputs(shape, dtype, seed=0)
     inputs = [a.copy() for a in (X, W, b, dY)]
     chunks(0)
     plain = _forward_backward(X, W, b, dY, name, n_threads)
@@ -131,14 +113,14 @@ def test_chunked_layer_matches_unchunked_and_reference(chunks, shape, madds, nam
         assert c.dtype == dtype and c.shape == p.shape, label
         if label == "delta" and name == "identity":
             continue                                # delta_out is not written then
-        np.testing.assert_allclose(c, p, err_msg=label, **_tol(dtype, k_of[label]))
+        np.testing.assert_allclose(c, p, err_msg=label, **gemm_tol(dtype, k_of[label]))
     for label, c, r in zip(labels, chunked, (Y_ref, dX_ref, dW_ref, db_ref)):
-        np.testing.assert_allclose(c, r, err_msg=label, **_tol(dtype, k_of[label]))
+        np.testing.assert_allclose(c, r, err_msg=label, **gemm_tol(dtype, k_of[label]))
     again = _forward_backward(X, W, b, dY, name, n_threads)
     for label, c, a in zip(labels, chunked, again):
-        assert bits(c) == bits(a), f"{label} differs between two identical calls"
-    for before, after in zip(inputs, (X, W, b, dY)):
-        assert bits(before) == bits(after)
+        assert_bitwise(c, a, f"{label}, two identical calls")
+    for name_, before, after in zip("XWbd", inputs, (X, W, b, dY)):
+        assert_bitwise(after, before, f"input {name_}")
 
 
 @pytest.mark.parametrize("batch", [512, 2048])
@@ -170,4 +152,4 @@ def test_chunked_training_step_matches_reference(chunks, opt_name, n_threads, ba
     for key in opt_n.state:
         np.testing.assert_allclose(opt_n.state[key], opt_r.state[key], rtol=rtol,
                                    atol=rtol * 1e-2)
-    assert bits(X) == bits(X0)
+    assert_bitwise(X, X0, "X")
