@@ -99,6 +99,13 @@ cdef inline Py_ssize_t ceil_div_rows(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b
 
 
+cdef inline bint worth_chunking(Py_ssize_t limit, Py_ssize_t m, Py_ssize_t n,
+                                Py_ssize_t k) noexcept nogil:
+    """A (m x n) product with inner dimension k is narrow and larger than one chunk."""
+    return (limit > 0 and 2 <= n <= SMALL_GEMM_MAX_WIDTH and m > 0 and k > 0
+            and m * n * k > limit)
+
+
 cdef inline Py_ssize_t chunk_rows(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                                   Py_ssize_t min_rows) noexcept nogil:
     """Rows per chunk of a (m x n) C = op(A) @ op(B) with inner dimension k: m (one
@@ -106,7 +113,7 @@ cdef inline Py_ssize_t chunk_rows(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
     multiply-adds have ``min_rows`` rows or more."""
     cdef Py_ssize_t limit = small_gemm_madds()
     cdef Py_ssize_t rows
-    if limit <= 0 or n < 2 or n > SMALL_GEMM_MAX_WIDTH or k <= 0 or m * n * k <= limit:
+    if not worth_chunking(limit, m, n, k):
         return m
     rows = limit // (n * k)
     if rows < max(min_rows, 1):
@@ -122,9 +129,7 @@ cdef inline Py_ssize_t chunk_depth(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
     ``small_gemm_madds()`` multiply-adds over all m rows have CHUNK_MIN_DEPTH terms."""
     cdef Py_ssize_t limit = small_gemm_madds()
     cdef Py_ssize_t depth
-    if chunk_rows(m, n, k, min_rows) < m or m <= 0:
-        return k
-    if limit <= 0 or n < 2 or n > SMALL_GEMM_MAX_WIDTH or m * n * k <= limit:
+    if not worth_chunking(limit, m, n, k) or chunk_rows(m, n, k, min_rows) < m:
         return k
     depth = limit // (n * m)
     if depth < CHUNK_MIN_DEPTH:
