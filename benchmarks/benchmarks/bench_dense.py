@@ -12,10 +12,11 @@ from .common import (ACTIVATIONS, BACKEND_NAMES, DTYPES, THREADS, KernelBenchmar
                      parse_shape, require_split)
 
 # (batch, n_in, n_out): one sample to a large batch of MNIST's first layer, a 10-class
-# output layer, and a narrow first layer (784-15) at batch 512, whose products the
-# native kernels split into OpenBLAS small-matrix chunks where the core has them
+# output layer, and a narrow first layer (784-15) at batch 512 and 2048, whose products
+# the native kernels split into OpenBLAS small-matrix chunks where the core has them
+# (at 2048 the weight gradient is split along the batch)
 SHAPES = ["1x784x256", "32x784x256", "128x784x256", "512x784x256", "128x256x10",
-          "512x784x15"]
+          "512x784x15", "2048x784x15"]
 
 
 def check_activation(activation, n_out):
