@@ -211,10 +211,11 @@ def test_train_step_allocates_nothing_in_the_steady_state(rng):
     gc.collect()
     tracemalloc.start()
     try:
-        # first traced calls: interpreter caches settle, and the network's __dict__,
-        # where each step sets and deletes its busy mark, reaches its steady table
-        # (CPython rebuilds a dict once its deleted slots run out: a one-time ~1.5 KB
-        # that landed inside the measured window after only 10 warm-up steps)
+        # first traced calls: interpreter caches and dict tables settle (a dict whose
+        # key is set and deleted on every step is rebuilt once its deleted slots run
+        # out: ~1.5 KB that landed inside the measured window after only 10 warm-up
+        # steps, when the busy marks still lived in the network's __dict__; they now
+        # have a small dict of their own, see optim.busy_marks)
         for _ in range(200):
             net.train_step(X, T, opt)
         tracemalloc.reset_peak()
