@@ -56,8 +56,11 @@ def main():
 
     from gdcore import _blas
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=15,
+                        help="timed rounds per variant (>= 1; default 15)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
     core, default = _blas.small_gemm_chunks()
     for info in threadpool_info():
         if info["internal_api"] == "openblas":

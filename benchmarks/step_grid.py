@@ -144,11 +144,14 @@ def contention(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=15,
+                        help="timed rounds per variant (>= 1; default 15)")
     parser.add_argument("--quick", action="store_true", help="batch 32 and 512 only")
     parser.add_argument("--contention", action="store_true")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
     if args.child:
         return _child(args)
     from threadpoolctl import threadpool_info
